@@ -190,7 +190,7 @@ def pack(spec, layers, head):
         o = int(row[col_or_off]) if row is not None else int(col_or_off)
         theta[o : o + arr.size] = arr.ravel()
 
-    for i, (row, layer) in enumerate(zip(layout, layers)):
+    for i, (row, layer) in enumerate(zip(layout, layers, strict=True)):
         f, h = int(row[F_]), int(row[H_])
         w = np.asarray(layer["W"])
         u = np.asarray(layer["U"])
