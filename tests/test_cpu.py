@@ -1,0 +1,314 @@
+"""CPU kernels against the NumPy float64 oracle and against central finite differences."""
+
+import naive
+import numpy as np
+import pytest
+
+from fastgru import cpu
+from fastgru.engine import CPURunner, OptimizerState, TrainConfig, predict_cpu, train
+from fastgru.params import NetworkSpec, init_params, pack, unpack
+
+CONVENTIONS = [False, True]
+
+
+def random_layer(rng, F, H, reset_after, scale=0.6):
+    return {
+        "W": rng.normal(size=(F, 3 * H)) * scale,
+        "U": rng.normal(size=(H, 3 * H)) * scale,
+        "b": rng.normal(size=3 * H) * 0.3,
+        "bh": rng.normal(size=3 * H) * 0.3 if reset_after else None,
+    }
+
+
+def rel_err(a, b):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+# ---------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+@pytest.mark.parametrize("B,T,F,H", [(1, 1, 1, 1), (3, 7, 4, 5), (8, 20, 2, 33), (2, 3, 6, 64)])
+def test_layer_forward_matches_oracle_float64(reset_after, B, T, F, H):
+    rng = np.random.default_rng(B * 1000 + T * 10 + H)
+    p = random_layer(rng, F, H, reset_after)
+    X = rng.normal(size=(B, T, F))
+    h0 = rng.normal(size=(B, H))
+    out, _ = cpu.layer_forward(X, h0, p, reset_after)
+    ref = naive.gru_layer(X, h0, p, reset_after)
+    assert out.shape == (B, T, H)
+    assert np.max(np.abs(out - ref)) < 1e-10
+    assert np.max(np.abs(ref)) > 0.1  # the inputs exercise the gates, not a zero state
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+def test_layer_forward_matches_oracle_float32(reset_after):
+    rng = np.random.default_rng(5)
+    B, T, F, H = 6, 30, 3, 50
+    p = random_layer(rng, F, H, reset_after, scale=0.3)
+    X = rng.normal(size=(B, T, F))
+    h0 = rng.normal(size=(B, H)) * 0.5
+    p32 = {k: (None if v is None else v.astype(np.float32)) for k, v in p.items()}
+    out, _ = cpu.layer_forward(X.astype(np.float32), h0.astype(np.float32), p32, reset_after)
+    assert out.dtype == np.float32
+    ref = naive.gru_layer(X.astype(np.float32), h0.astype(np.float32), p32, reset_after)
+    assert rel_err(out, ref) < 1e-5
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+def test_conventions_differ(reset_after):
+    # Guards against one convention silently running the other's equations.
+    rng = np.random.default_rng(9)
+    p = random_layer(rng, 2, 4, True)
+    X = rng.normal(size=(2, 5, 2))
+    h0 = rng.normal(size=(2, 4))
+    a, _ = cpu.layer_forward(X, h0, p, True)
+    b, _ = cpu.layer_forward(X, h0, {**p, "bh": None}, False)
+    assert np.max(np.abs(a - b)) > 1e-3
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+@pytest.mark.parametrize("units", [(4,), (5, 3), (3, 4, 2)])
+def test_network_predict_matches_oracle(reset_after, units):
+    rng = np.random.default_rng(len(units))
+    spec = NetworkSpec(2, units, 3, reset_after, "float64")
+    layers = [random_layer(rng, f, h, reset_after) for f, h in zip((2, *units), units)]
+    head = {"W": rng.normal(size=(units[-1], 3)), "b": rng.normal(size=3)}
+    theta = pack(spec, layers, head)
+    X = rng.normal(size=(7, 6, 2))
+    out = predict_cpu(spec, theta, X, chunk=3)  # chunks of 3, 3, 1 sequences
+    assert np.max(np.abs(out - naive.network(X, layers, head, reset_after))) < 1e-10
+
+
+# ---------------------------------------------------------------------------- gradients
+def central_diff(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        fp = f()
+        x[idx] = old - eps
+        fm = f()
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+@pytest.mark.parametrize("B,T,F,H", [(1, 1, 3, 4), (1, 4, 2, 3), (3, 5, 4, 2)])
+def test_layer_gradients_match_finite_differences(reset_after, B, T, F, H):
+    rng = np.random.default_rng(T * 7 + B)
+    p = random_layer(rng, F, H, reset_after)
+    X = rng.normal(size=(B, T, F))
+    h0 = rng.normal(size=(B, H))
+    G = rng.normal(size=(B, T, H))  # a random upstream gradient: loss = sum(G * H_seq)
+    _, cache = cpu.layer_forward(X, h0, p, reset_after)
+    grads = cpu.layer_backward(cache, G)
+
+    def loss():
+        return np.sum(G * naive.gru_layer(X, h0, p, reset_after))
+
+    names = ["W", "U", "b"] + (["bh"] if reset_after else [])
+    for name in names:
+        assert rel_err(grads[name], central_diff(loss, p[name])) < 1e-6, name
+    assert rel_err(grads["X"], central_diff(loss, X)) < 1e-6
+    assert rel_err(grads["h0"], central_diff(loss, h0)) < 1e-6
+    if not reset_after:
+        assert grads["bh"] is None
+
+
+def _network_case(rng, units, reset_after, n_out, B, T, F, loss):
+    spec = NetworkSpec(F, units, n_out, reset_after, "float64")
+    layers = [random_layer(rng, f, h, reset_after) for f, h in zip((F, *units), units)]
+    head = {"W": rng.normal(size=(units[-1], n_out)), "b": rng.normal(size=n_out)}
+    theta = pack(spec, layers, head)
+    X = rng.normal(size=(B, T, F))
+    yhat = naive.network(X, layers, head, reset_after)
+    # Targets away from the kinks of mae (e = 0) and huber (|e| = 1).
+    offs = rng.choice([-1.7, -0.6, 0.4, 1.5], size=yhat.shape) + rng.uniform(-0.1, 0.1, yhat.shape)
+    return spec, theta, X, yhat + offs
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+@pytest.mark.parametrize(
+    "units,B,T,F", [((3,), 1, 1, 2), ((4, 3), 2, 3, 3), ((3, 2, 4), 1, 4, 2)], ids=str
+)
+def test_network_gradient_matches_finite_differences(reset_after, loss, units, B, T, F):
+    rng = np.random.default_rng(len(units) * 100 + B + T)
+    n_out = 2
+    spec, theta, X, y = _network_case(rng, units, reset_after, n_out, B, T, F, loss)
+    layout, head, _ = spec.layout()
+    ws = np.empty(cpu.workspace_size(layout, head, T, B))
+    grad = np.zeros_like(theta)
+    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    code = {"mse": 0, "mae": 1, "huber": 2}[loss]
+    value = cpu.network_loss_grad(theta, layout, head, reset_after, Xt, y, code, 1.0, ws, grad)
+
+    def f():
+        layers, hd = unpack(spec, theta)
+        return naive.loss(naive.network(X, layers, hd, reset_after), y, loss)
+
+    assert abs(value - f()) < 1e-12
+    num = central_diff(f, theta)
+    assert rel_err(grad, num) < 1e-6
+    # Every block gets a gradient (a dead block would pass a global relative check); with
+    # T = 1 the recurrent weights only ever see the zero initial state.
+    layers_g, head_g = unpack(spec, grad)
+    for lg in layers_g:
+        for k in ("W", "U", "b") if T > 1 else ("W", "b"):
+            assert np.any(lg[k] != 0), k
+    assert np.any(head_g["W"] != 0)
+
+
+@pytest.mark.parametrize("kind,expected", [("mse", 0.0), ("mae", 0.0), ("huber", 0.0)])
+def test_loss_kernel_values(kind, expected):
+    yhat = np.array([[0.5, -2.0], [3.0, 0.25]])
+    y = np.array([[0.0, 0.0], [0.0, 0.0]])
+    d = np.empty_like(yhat)
+    code = {"mse": 0, "mae": 1, "huber": 2}[kind]
+    assert cpu.loss_and_grad(yhat, y, code, 1.0, d) == pytest.approx(naive.loss(yhat, y, kind))
+    if kind == "huber":
+        # 0.5*0.25, 1*(2-0.5), 1*(3-0.5), 0.5*0.0625 averaged
+        assert cpu.loss_and_grad(yhat, y, 2, 1.0, d) == pytest.approx(
+            (0.125 + 1.5 + 2.5 + 0.03125) / 4
+        )
+        np.testing.assert_allclose(d, [[0.125, -0.25], [0.25, 0.0625]])
+
+
+# ---------------------------------------------------------------------------- optimizers
+def test_adam_update_matches_oracle():
+    rng = np.random.default_rng(0)
+    theta, g = rng.normal(size=50), rng.normal(size=50)
+    m, v = np.zeros(50), np.zeros(50)
+    t_ref, m_ref, v_ref = theta.copy(), m.copy(), v.copy()
+    for step in range(1, 4):
+        cpu.adam_update(theta, g, m, v, step, 1e-2, 0.9, 0.999, 1e-7, 1.0)
+        t_ref, m_ref, v_ref = naive.adam(t_ref, g, m_ref, v_ref, step, 1e-2)
+    np.testing.assert_allclose(theta, t_ref, rtol=1e-13)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_update_matches_oracle(nesterov):
+    rng = np.random.default_rng(1)
+    theta, g = rng.normal(size=20), rng.normal(size=20)
+    vel = np.zeros(20)
+    t_ref, v_ref = theta.copy(), vel.copy()
+    for _ in range(3):
+        cpu.sgd_update(theta, g, vel, 0.1, 0.9, nesterov, 1.0)
+        t_ref, v_ref = naive.sgd(t_ref, g, v_ref, 0.1, 0.9, nesterov)
+    np.testing.assert_allclose(theta, t_ref, rtol=1e-13)
+
+
+def test_clipping_by_global_norm():
+    g = np.array([3.0, 4.0])
+    norm = cpu.global_norm(g)
+    assert norm == 5.0
+    assert cpu.clip_scale(norm, 1.0) == pytest.approx(0.2)
+    assert cpu.clip_scale(norm, 10.0) == 1.0
+    assert cpu.clip_scale(norm, 0.0) == 1.0  # 0 means no clipping
+
+
+# ---------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+def test_init_is_keras_like_and_pack_round_trips(reset_after):
+    spec = NetworkSpec(3, (8, 5), 2, reset_after, "float64")
+    theta = init_params(spec, np.random.default_rng(0))
+    layers, head = unpack(spec, theta)
+    for layer, (f, h) in zip(layers, [(3, 8), (8, 5)]):
+        assert np.max(np.abs(layer["W"])) <= np.sqrt(6 / (f + 3 * h))
+        np.testing.assert_allclose(layer["U"] @ layer["U"].T, np.eye(h), atol=1e-12)
+        assert not np.any(layer["b"])
+        assert (layer["bh"] is not None) == reset_after
+    np.testing.assert_array_equal(pack(spec, layers, head), theta)
+    again = init_params(spec, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, theta)
+
+
+def test_pack_rejects_wrong_shapes():
+    spec = NetworkSpec(3, (4,), 1, False, "float64")
+    layers, head = unpack(spec, np.zeros(spec.n_params))
+    layers[0]["U"] = np.zeros((4, 4))
+    with pytest.raises(ValueError, match=r"layer 0 U has shape \(4, 4\); expected \(4, 12\)"):
+        pack(spec, layers, head)
+
+
+# ---------------------------------------------------------------------------- training
+def noisy_sine(n=1200, T=20, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + T)
+    s = 0.4 * np.sin(2 * np.pi * t / 37.0) + 0.05 * rng.normal(size=t.size) + 0.5
+    X = np.lib.stride_tricks.sliding_window_view(s[:-1], T)[:, :, None]
+    return np.ascontiguousarray(X, np.float32), s[T:, None].astype(np.float32)
+
+
+def fit(spec, X, y, cfg, seed=0):
+    theta = init_params(spec, np.random.default_rng(seed))
+    runner = CPURunner(spec, theta, OptimizerState.zeros(theta.size, theta.dtype), cfg, X, y)
+    hist = train(runner, cfg, np.random.default_rng(seed + 1), len(X))
+    return runner.theta, hist
+
+
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+def test_training_reduces_loss_tenfold(reset_after):
+    X, y = noisy_sine()
+    spec = NetworkSpec(1, (16,), 1, reset_after, "float32")
+    cfg = TrainConfig(epochs=8, batch_size=32, learning_rate=1e-2)
+    theta, hist = fit(spec, X, y, cfg)
+    initial = float(np.mean((predict_cpu(spec, init_params(spec, np.random.default_rng(0)), X)
+                             - y) ** 2))  # fmt: skip
+    final = float(np.mean((predict_cpu(spec, theta, X) - y) ** 2))
+    assert final < initial / 10
+    assert hist.loss[-1] < hist.loss[0]
+
+
+def test_sgd_and_clipping_train():
+    X, y = noisy_sine(n=600)
+    spec = NetworkSpec(1, (8, 8), 1, False, "float32")
+    cfg = TrainConfig(epochs=6, batch_size=16, optimizer="sgd", learning_rate=0.05,
+                      clip_norm=1.0, loss="huber")  # fmt: skip
+    _, hist = fit(spec, X, y, cfg)
+    assert hist.loss[-1] < hist.loss[0] / 3
+
+
+def test_training_is_bit_deterministic():
+    X, y = noisy_sine(n=300)
+    spec = NetworkSpec(1, (8, 6), 1, False, "float32")
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    a, ha = fit(spec, X, y, cfg, seed=3)
+    b, hb = fit(spec, X, y, cfg, seed=3)
+    assert a.tobytes() == b.tobytes()
+    assert ha.loss == hb.loss
+    c, _ = fit(spec, X, y, cfg, seed=4)
+    assert a.tobytes() != c.tobytes()
+
+
+def test_nan_batch_stops_and_keeps_last_good_weights():
+    X, y = noisy_sine(n=200)
+    y = y.copy()
+    y[150] = np.nan
+    spec = NetworkSpec(1, (4,), 1, False, "float32")
+    cfg = TrainConfig(epochs=3, batch_size=32, shuffle=False)
+    theta0 = init_params(spec, np.random.default_rng(0))
+    runner = CPURunner(spec, theta0.copy(), OptimizerState.zeros(theta0.size, theta0.dtype),
+                       cfg, X, y)  # fmt: skip
+    hist = train(runner, cfg, np.random.default_rng(0), len(X))
+    assert hist.diverged and hist.loss == []
+    np.testing.assert_array_equal(runner.theta, theta0)  # the failed epoch is rolled back
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = noisy_sine(n=400)
+    Xv, yv = noisy_sine(n=100, seed=5)
+    spec = NetworkSpec(1, (6,), 1, False, "float64")
+    cfg = TrainConfig(epochs=30, batch_size=32, learning_rate=0.3, early_stopping=True,
+                      n_iter_no_change=2, tol=0.0)  # fmt: skip
+    theta = init_params(spec, np.random.default_rng(0))
+    runner = CPURunner(spec, theta, OptimizerState.zeros(theta.size, theta.dtype), cfg,
+                       X.astype(np.float64), y.astype(np.float64))  # fmt: skip
+    hist = train(runner, cfg, np.random.default_rng(0), len(X), Xv.astype(np.float64), yv)
+    assert hist.stopped_early
+    assert len(hist.val_loss) < 30
+    final = float(np.mean((predict_cpu(spec, runner.theta, Xv) - yv) ** 2))
+    assert final == pytest.approx(min(hist.val_loss), rel=1e-9)
