@@ -72,7 +72,9 @@ def test_conventions_differ(reset_after):
 def test_network_predict_matches_oracle(reset_after, units):
     rng = np.random.default_rng(len(units))
     spec = NetworkSpec(2, units, 3, reset_after, "float64")
-    layers = [random_layer(rng, f, h, reset_after) for f, h in zip((2, *units), units)]
+    layers = [
+        random_layer(rng, f, h, reset_after) for f, h in zip((2, *units[:-1]), units, strict=True)
+    ]
     head = {"W": rng.normal(size=(units[-1], 3)), "b": rng.normal(size=3)}
     theta = pack(spec, layers, head)
     X = rng.normal(size=(7, 6, 2))
@@ -119,7 +121,9 @@ def test_layer_gradients_match_finite_differences(reset_after, B, T, F, H):
 
 def _network_case(rng, units, reset_after, n_out, B, T, F, loss):
     spec = NetworkSpec(F, units, n_out, reset_after, "float64")
-    layers = [random_layer(rng, f, h, reset_after) for f, h in zip((F, *units), units)]
+    layers = [
+        random_layer(rng, f, h, reset_after) for f, h in zip((F, *units[:-1]), units, strict=True)
+    ]
     head = {"W": rng.normal(size=(units[-1], n_out)), "b": rng.normal(size=n_out)}
     theta = pack(spec, layers, head)
     X = rng.normal(size=(B, T, F))
@@ -216,7 +220,7 @@ def test_init_is_keras_like_and_pack_round_trips(reset_after):
     spec = NetworkSpec(3, (8, 5), 2, reset_after, "float64")
     theta = init_params(spec, np.random.default_rng(0))
     layers, head = unpack(spec, theta)
-    for layer, (f, h) in zip(layers, [(3, 8), (8, 5)]):
+    for layer, (f, h) in zip(layers, [(3, 8), (8, 5)], strict=True):
         assert np.max(np.abs(layer["W"])) <= np.sqrt(6 / (f + 3 * h))
         np.testing.assert_allclose(layer["U"] @ layer["U"].T, np.eye(h), atol=1e-12)
         assert not np.any(layer["b"])
