@@ -402,8 +402,8 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         hist = train(runner, cfg, rng, len(X_tr), X_val, y_val, on_epoch)
         theta, opt = runner.finish()
         if progress is not None:
-            progress.close(f"Trained {len(hist.loss)} epoch(s) on {device}: "
-                           f"final loss {hist.loss[-1] if hist.loss else float('nan'):.4g}")  # fmt: skip
+            final = hist.loss[-1] if hist.loss else float("nan")
+            progress.close(f"Trained {len(hist.loss)} epoch(s) on {device}: final loss {final:.4g}")
 
         self.spec_ = spec
         self.theta_ = np.ascontiguousarray(theta, dtype=self.dtype)
