@@ -299,10 +299,14 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
-        y = check_array(y, ensure_2d=False, dtype=[np.float64, np.float32], input_name="y")
-        if y.ndim not in (1, 2):
-            raise ValueError(f"y has {y.ndim} dimensions; expected (n_samples,) or "
+        try:
+            ndim = len(np.shape(np.asarray(y)))
+        except ValueError:  # ragged nested lists: check_array gives the message
+            ndim = 1
+        if ndim not in (1, 2):
+            raise ValueError(f"y has {ndim} dimensions; expected (n_samples,) or "
                              "(n_samples, n_outputs)")  # fmt: skip
+        y = check_array(y, ensure_2d=False, dtype=[np.float64, np.float32], input_name="y")
         if y.shape[0] != n_samples:
             raise ValueError(f"X and y have different numbers of samples: X has {n_samples}, "
                              f"y has {y.shape[0]}")  # fmt: skip

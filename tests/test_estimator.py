@@ -1,0 +1,264 @@
+"""GRURegressor as a scikit-learn estimator."""
+
+import io
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastgru import GRURegressor, make_windows
+
+
+def small(**kw):
+    params = dict(units=6, epochs=2, batch_size=16, random_state=0, device="cpu")
+    params.update(kw)
+    return GRURegressor(**params)
+
+
+@parametrize_with_checks([small(dtype="float64"), small(units=(5, 3), reset_after=True)])
+def test_sklearn_estimator_checks(estimator, check):
+    # No check is skipped or expected to fail. The one tag we set, poor_score, relaxes
+    # check_regressors_train's R^2 > 0.5: two epochs of a GRU on tabular check data.
+    check(estimator)
+
+
+def seasonal_series(n=1200, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return (
+        10
+        + 5 * np.sin(2 * np.pi * t / 30)
+        + 2 * np.sin(2 * np.pi * t / 7)
+        + 0.3 * rng.normal(size=n)
+    )
+
+
+@pytest.fixture(scope="module")
+def lag_data():
+    X, y = make_windows(seasonal_series(), window=24)
+    return X[:, :, 0], y[:, 0]  # 2-D lag windows, 1-D target
+
+
+def test_fit_predict_shapes_and_attributes(lag_data):
+    X2, y = lag_data
+    m = small(epochs=3).fit(X2, y)
+    assert m.predict(X2[:5]).shape == (5,)
+    assert m.n_features_in_ == 24 and m.n_timesteps_in_ == 24 and m.n_outputs_ == 1
+    assert len(m.loss_curve_) == 3 == m.n_iter_
+    assert m.validation_scores_ is None
+    assert m.best_loss_ == min(m.loss_curve_)
+    layers, head = m.get_weights()
+    assert layers[0]["W"].shape == (1, 18) and head["W"].shape == (6, 1)
+
+
+def test_multioutput_and_3d_and_other_lengths():
+    s = seasonal_series(500)
+    X, y = make_windows(np.c_[s, s**2 / 100], window=20, horizon=3)
+    m = small().fit(X, y)
+    assert m.predict(X).shape == (len(X), 3)
+    assert m.n_features_in_ == 2
+    # A GRU runs any sequence length: longer and shorter windows predict.
+    assert m.predict(X[:, :5]).shape == (len(X), 3)
+    X_long, _ = make_windows(np.c_[s, s], window=40, horizon=3)
+    assert np.all(np.isfinite(m.predict(X_long)))
+    with pytest.raises(ValueError, match="X has 3 features per time step, but GRURegressor was "
+                       r"fitted with 2; expected shape \(n_samples, n_timesteps, 2\)"):  # fmt: skip
+        m.predict(np.zeros((2, 20, 3)))
+
+
+def test_same_random_state_gives_identical_predictions(lag_data):
+    X2, y = lag_data
+    a = small(epochs=2).fit(X2, y).predict(X2)
+    b = small(epochs=2).fit(X2, y).predict(X2)
+    assert a.tobytes() == b.tobytes()
+    c = small(epochs=2, random_state=1).fit(X2, y).predict(X2)
+    assert not np.array_equal(a, c)
+
+
+def test_partial_fit_and_warm_start_continue(lag_data):
+    X2, y = lag_data
+    m = small()
+    m.partial_fit(X2[:500], y[:500])
+    first = m.theta_.copy()
+    m.partial_fit(X2[500:], y[500:])
+    assert m.n_iter_ == 2 and len(m.loss_curve_) == 2
+    assert not np.array_equal(first, m.theta_)
+    w = small(warm_start=True, epochs=1).fit(X2, y)
+    theta1 = w.theta_.copy()
+    w.fit(X2, y)
+    assert len(w.loss_curve_) == 2
+    assert not np.array_equal(theta1, w.theta_)
+    # The same two epochs in one fit from scratch land elsewhere than warm start from the
+    # first (separate shuffles), but both improve on one epoch.
+    assert w.loss_curve_[1] < w.loss_curve_[0]
+
+
+def test_early_stopping_holds_out_the_last_samples(lag_data):
+    X2, y = lag_data
+    m = small(epochs=40, early_stopping=True, n_iter_no_change=2, validation_fraction=0.2,
+              learning_rate=0.05)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X2, y)
+    assert m.n_iter_ < 40
+    assert len(m.validation_scores_) == m.n_iter_
+    n_val = int(np.ceil(len(X2) * 0.2))
+    held = m.predict(X2[-n_val:])
+    mse = float(np.mean((held - y[-n_val:]) ** 2))
+    assert mse == pytest.approx(min(m.validation_scores_), rel=1e-5)
+    assert m.best_loss_ == pytest.approx(min(m.validation_scores_))
+
+
+def test_divergence_warns_and_keeps_finite_weights(lag_data):
+    X2, y = lag_data
+    m = small(epochs=3, learning_rate=1e30, optimizer="sgd", momentum=0.0)
+    with pytest.warns(RuntimeWarning, match="lower learning_rate.*clip_norm"):
+        m.fit(X2 * 1e10, y * 1e10)
+    assert np.all(np.isfinite(m.theta_))
+    assert np.all(np.isfinite(m.predict(X2[:3])))
+
+
+@pytest.mark.filterwarnings("ignore:Early stopping did not trigger")
+def test_verbose_progress_bar(lag_data, capsys):
+    X2, y = lag_data
+    small(epochs=2, verbose=1, early_stopping=True, n_iter_no_change=5).fit(X2, y)
+    err = capsys.readouterr().err
+    assert "Epoch 1/2 [" in err and "Epoch 2/2 [" in err
+    assert "val_loss" in err and "ETA" in err and "Trained 2 epoch(s) on cpu" in err
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "X,y,match",
+    [
+        (np.full((5, 4, 1), np.nan), np.zeros(5), "NaN"),
+        (np.full((5, 4), np.inf), np.zeros(5), "infinity"),
+        (np.zeros((5, 4, 1)), np.array([0, 1, np.nan, 0, 0]), "y contains NaN"),
+        (np.zeros(5), np.zeros(5), "Expected 2D array"),
+        (np.zeros((5, 4, 1, 1)), np.zeros(5), "X has 4 dimensions"),
+        (np.zeros((0, 4, 1)), np.zeros(0), "0 sample"),
+        (np.zeros((5, 4, 1)), np.zeros(4), "X has 5, y has 4"),
+        (np.zeros((5, 0, 1)), np.zeros(5), "at least one time step"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), np.zeros(2), "could not convert"),
+        (np.zeros((5, 4, 1)), None, "requires y to be passed"),
+        (np.zeros((5, 4, 1)), np.zeros((5, 2, 2)), "y has 3 dimensions"),
+    ],
+)
+def test_bad_data_gets_clear_errors(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        small().fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(epochs=-1), "epochs must be an integer >= 1, got -1"),
+        (dict(loss="hinge"), r"loss must be one of \['mse', 'mae', 'huber'\], got 'hinge'"),
+        (dict(units=0), "units must be a positive int"),
+        (dict(units="big"), "units must be"),
+        (dict(learning_rate=0.0), r"learning_rate must be in \(0, inf\)"),
+        (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(validation_fraction=1.0), r"validation_fraction must be in \(0, 1\)"),
+        (dict(dtype="float16"), "dtype must be one of"),
+        (dict(device="tpu"), "device must be one of"),
+        (dict(clip_norm=-1.0), "clip_norm must be in"),
+        (dict(batch_size=2.5), "batch_size must be an integer"),
+    ],
+)
+def test_bad_hyperparameters_fail_before_compiling(params, match, monkeypatch):
+    import fastgru.estimator as est
+
+    def boom(*a, **k):  # the engine must not be reached
+        raise AssertionError("engine reached")
+
+    monkeypatch.setattr(est, "train", boom)
+    with pytest.raises(ValueError, match=match):
+        small(**params).fit(np.zeros((4, 3, 1)), np.zeros(4))
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        small().predict(np.zeros((2, 3, 1)))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
+    import fastgru.estimator as est
+
+    monkeypatch.setattr(est, "_cuda_status", lambda: (False, "no NVIDIA driver found"))
+    with pytest.raises(RuntimeError, match="CUDA is not usable: no NVIDIA driver found"):
+        small(device="cuda").fit(np.zeros((4, 3, 1)), np.zeros(4))
+    assert est.resolve_device("auto") == "cpu"
+
+
+# ---------------------------------------------------------------------------- integration
+def test_pipeline_with_scaler_and_transformed_target(lag_data):
+    X2, y = lag_data
+    pipe = make_pipeline(MinMaxScaler(), small(epochs=3))
+    pipe.fit(X2, y)
+    assert pipe.predict(X2).shape == y.shape
+    ttr = TransformedTargetRegressor(regressor=make_pipeline(MinMaxScaler(), small(epochs=4)),
+                                     transformer=MinMaxScaler())  # fmt: skip
+    ttr.fit(X2, y)
+    pred = ttr.predict(X2)
+    # In original units: the level of the series is around 10, not the scaled [0, 1].
+    assert abs(np.mean(pred) - np.mean(y)) < 2.0
+
+
+def test_grid_search_time_series_split_in_two_processes(lag_data):
+    X2, y = lag_data
+    pipe = make_pipeline(MinMaxScaler(), small(epochs=2))
+    grid = GridSearchCV(pipe, {"gruregressor__units": [4, 8]}, cv=TimeSeriesSplit(n_splits=2),
+                        n_jobs=2)  # fmt: skip
+    grid.fit(X2, y)
+    assert grid.best_params_["gruregressor__units"] in (4, 8)
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    scores = cross_val_score(small(epochs=2), X2, y, cv=TimeSeriesSplit(n_splits=3))
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+
+
+def test_clone_pickle_joblib_round_trips(lag_data):
+    X2, y = lag_data
+    m = small(epochs=2).fit(X2, y)
+    c = clone(m)
+    assert c.get_params() == m.get_params() and not hasattr(c, "theta_")
+    ref = m.predict(X2)
+    p = pickle.loads(pickle.dumps(m))
+    assert p.predict(X2).tobytes() == ref.tobytes()
+    buf = io.BytesIO()
+    joblib.dump(m, buf)
+    buf.seek(0)
+    assert joblib.load(buf).predict(X2).tobytes() == ref.tobytes()
+    # A pickled model keeps training from where it stopped.
+    p.partial_fit(X2, y)
+    assert p.n_iter_ == 3
+
+
+@pytest.mark.slow
+def test_seed_workload_beats_naive_forecast():
+    """The seed workload's shape: 8,000 daily values, windows of 100, GRU(50) -> GRU(50) ->
+    Dense(1), Adam 1e-3, batch 32, 10 epochs; held-out last 10% of a seasonal series."""
+    rng = np.random.default_rng(42)
+    t = np.arange(8000)
+    series = (15 + 7 * np.sin(2 * np.pi * t / 365.25) + 3 * np.sin(2 * np.pi * t / 7)
+              + 0.5 * rng.normal(size=t.size))  # fmt: skip
+    lo, hi = series[:7200].min(), series[:7200].max()
+    X, y = make_windows((series - lo) / (hi - lo), window=100)
+    split = int(len(X) * 0.9)
+    m = GRURegressor(units=(50, 50), epochs=10, batch_size=32, learning_rate=1e-3,
+                     random_state=0, device="cpu")  # fmt: skip
+    m.fit(X[:split], y[:split, 0])
+    pred = m.predict(X[split:]) * (hi - lo) + lo
+    actual = y[split:, 0] * (hi - lo) + lo
+    naive = X[split:, -1, 0] * (hi - lo) + lo
+    rmse = np.sqrt(np.mean((pred - actual) ** 2))
+    rmse_naive = np.sqrt(np.mean((naive - actual) ** 2))
+    assert rmse < 0.5 * rmse_naive, (rmse, rmse_naive)
