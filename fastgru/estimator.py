@@ -533,6 +533,37 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         model.device_ = "cpu"
         return model
 
+    def save(self, path):
+        """Save the fitted model to one file (weights and JSON metadata; no pickle).
+
+        The write is atomic: the file appears complete or not at all.
+
+        Parameters
+        ----------
+        path : str or Path
+        """
+        from .io import regressor_state, write_model
+
+        check_is_fitted(self, "theta_")
+        meta, arrays = regressor_state(self)
+        write_model(path, "GRURegressor", meta, arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        fastgru.io.ModelFileError
+            Not a fastgru model file, truncated, corrupted or incompatible.
+        """
+        from .io import read_model, regressor_from_state
+
+        header, arrays = read_model(path, kind="GRURegressor")
+        return regressor_from_state(header["metadata"], arrays, where=str(path))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True

@@ -1,0 +1,221 @@
+"""Model files: weights and JSON metadata in one versioned, checksummed file. No pickle.
+
+Layout of a ``.fgru`` file (all integers little-endian)::
+
+    b"FASTGRU\\0"                 8 bytes, magic
+    format version               uint32
+    header length                uint64
+    header                       UTF-8 JSON: kind, fastgru version, metadata, array table
+    array data                   raw little-endian bytes, one block per array
+    SHA-256 of all of the above  32 bytes
+
+Loading checks the magic, the version, the lengths and the checksum before it parses
+anything, and builds arrays with ``numpy.frombuffer`` from a short list of numeric dtypes:
+a file can never make the loader run code. Writes go to a temporary file in the target's
+folder that is renamed over the target only when complete, so a crash or a full disk never
+leaves a partly written model.
+"""
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"FASTGRU\0"
+FORMAT_VERSION = 1
+_ALLOWED_DTYPES = {"<f4", "<f8", "<i8"}
+_PREFIX = struct.Struct("<8sIQ")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read: not a fastgru file, truncated, corrupted or from an
+    incompatible version. The message names which."""
+
+
+def write_model(path, kind, metadata, arrays):
+    """Write a model file atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    kind : str
+        What the file holds (``"GRURegressor"``, ``"GRUForecaster"``).
+    metadata : dict
+        JSON-serialisable metadata.
+    arrays : dict of str to ndarray
+        Numeric arrays (float32, float64 or int64).
+    """
+    from . import __version__
+
+    path = Path(path)
+    table = []
+    blobs = []
+    offset = 0
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        dt = arr.dtype.newbyteorder("<").str
+        if dt not in _ALLOWED_DTYPES:
+            raise TypeError(f"array {name!r} has dtype {arr.dtype}; model files hold float32, "
+                            "float64 or int64")  # fmt: skip
+        data = arr.astype(dt, copy=False).tobytes()
+        table.append({"name": name, "dtype": dt, "shape": list(arr.shape), "offset": offset,
+                      "nbytes": len(data)})  # fmt: skip
+        blobs.append(data)
+        offset += len(data)
+    header = json.dumps(
+        {"kind": kind, "fastgru_version": __version__, "format": FORMAT_VERSION,
+         "metadata": metadata, "arrays": table},
+        allow_nan=True, sort_keys=True,
+    ).encode("utf-8")  # fmt: skip
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(blobs)
+    payload = body + hashlib.sha256(body).digest()
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_model(path, kind=None):
+    """Read a model file written by :func:`write_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+    kind : str, optional
+        Expected kind; another kind raises :class:`ModelFileError`.
+
+    Returns
+    -------
+    header : dict
+        ``kind``, ``fastgru_version``, ``format`` and ``metadata``.
+    arrays : dict of str to ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ModelFileError
+        The file is not a fastgru model, is truncated or corrupted, or has another kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    raw = path.read_bytes()
+    where = f"{path}"
+    if len(raw) < _PREFIX.size or raw[:8] != MAGIC:
+        raise ModelFileError(f"{where} is not a fastgru model file (no FASTGRU header)")
+    magic, version, header_len = _PREFIX.unpack_from(raw)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{where} uses model-file format {version}, newer than this "
+                             f"fastgru reads ({FORMAT_VERSION}); upgrade fastgru")  # fmt: skip
+    if version < 1:
+        raise ModelFileError(f"{where} has an invalid format version {version}")
+    if len(raw) < _PREFIX.size + header_len + 32:
+        raise ModelFileError(f"{where} is truncated ({len(raw)} bytes); save the model again")
+    body, digest = raw[:-32], raw[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise ModelFileError(f"{where} is corrupted or truncated (checksum mismatch); save the "
+                             "model again")  # fmt: skip
+    try:
+        header = json.loads(body[_PREFIX.size : _PREFIX.size + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{where} has an unreadable header ({exc})") from None
+    if kind is not None and header.get("kind") != kind:
+        raise ModelFileError(f"{where} holds a {header.get('kind')}, not a {kind}")
+    data = body[_PREFIX.size + header_len :]
+    arrays = {}
+    for entry in header.get("arrays", []):
+        dt = entry.get("dtype")
+        if dt not in _ALLOWED_DTYPES:
+            raise ModelFileError(f"{where}: array {entry.get('name')!r} has dtype {dt!r}")
+        off, nbytes, shape = int(entry["offset"]), int(entry["nbytes"]), tuple(entry["shape"])
+        if off < 0 or off + nbytes > len(data) or np.prod(shape) * np.dtype(dt).itemsize != nbytes:
+            raise ModelFileError(f"{where}: array {entry['name']!r} does not fit the file")
+        arrays[entry["name"]] = np.frombuffer(data, dtype=dt, count=int(np.prod(shape)),
+                                              offset=off).reshape(shape).copy()  # fmt: skip
+    return header, arrays
+
+
+# ------------------------------------------------------------------ GRURegressor
+_FITTED = ("n_features_in_", "n_timesteps_in_", "n_outputs_", "loss_curve_", "validation_scores_",
+           "best_loss_", "n_iter_", "device_", "_y_ndim", "_input_ndim")  # fmt: skip
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def regressor_state(model):
+    """Metadata and arrays describing a fitted :class:`~fastgru.GRURegressor`."""
+    params = model.get_params()
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        params["random_state"] = None  # a Generator's state is not worth keeping
+    meta = {"params": {k: _jsonable(v) for k, v in params.items()}}
+    meta["fitted"] = {k: _jsonable(getattr(model, k)) for k in _FITTED if hasattr(model, k)}
+    if hasattr(model, "feature_names_in_"):
+        meta["fitted"]["feature_names_in_"] = [str(c) for c in model.feature_names_in_]
+    arrays = {"theta": model.theta_, "adam_m": model._opt_m, "adam_v": model._opt_v,
+              "step": model._opt_step}  # fmt: skip
+    return meta, arrays
+
+
+def regressor_from_state(meta, arrays, where="model file"):
+    """Rebuild a fitted :class:`~fastgru.GRURegressor` from :func:`regressor_state`'s output."""
+    from .estimator import GRURegressor
+    from .params import NetworkSpec
+
+    try:
+        params = dict(meta["params"])
+        if isinstance(params.get("units"), list):
+            params["units"] = tuple(params["units"])
+        model = GRURegressor(**params)
+        units = model._check_params()
+        fitted = meta["fitted"]
+        for k, v in fitted.items():
+            if k == "feature_names_in_":
+                v = np.asarray(v, dtype=object)
+            setattr(model, k, v)
+        n_step = model.n_features_in_ if fitted.get("_input_ndim", 3) == 3 else 1
+        spec = NetworkSpec(n_step, units, int(fitted["n_outputs_"]), bool(model.reset_after),
+                           model.dtype)  # fmt: skip
+        theta = arrays["theta"]
+        if theta.shape != (spec.n_params,):
+            raise ModelFileError(f"{where}: {theta.size} weights, but the stored settings "
+                                 f"need {spec.n_params}")  # fmt: skip
+        model.spec_ = spec
+        model.theta_ = np.ascontiguousarray(theta, dtype=model.dtype)
+        model._opt_m = np.ascontiguousarray(arrays["adam_m"], dtype=model.dtype)
+        model._opt_v = np.ascontiguousarray(arrays["adam_v"], dtype=model.dtype)
+        model._opt_step = np.ascontiguousarray(arrays["step"], dtype=np.int64)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where} has incompatible or incomplete metadata ({exc})") from None
+    return model
