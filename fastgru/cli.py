@@ -1,0 +1,331 @@
+"""The ``fastgru`` command line: train on a CSV, forecast, evaluate, run the demo.
+
+Heavy modules (pandas, Numba, scikit-learn) are imported inside the commands so that
+``fastgru --help`` stays instant. Bad input never shows a traceback: one line on stderr,
+exit code 2, and no partial output file.
+"""
+
+import os
+import sys
+import tempfile
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="fastgru",
+    help="Numba-compiled GRU forecasting: train on a CSV, forecast, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Fill(str, Enum):
+    ffill = "ffill"
+    interpolate = "interpolate"
+    drop = "drop"
+
+
+class Scaler(str, Enum):
+    minmax = "minmax"
+    standard = "standard"
+    none = "none"
+
+
+class Loss(str, Enum):
+    mse = "mse"
+    mae = "mae"
+    huber = "huber"
+
+
+def fail(message):
+    """Print one line on stderr and exit with code 2."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+class _UserErrors:
+    """Turns the errors bad input raises into :func:`fail`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None:
+            return False
+        from .forecasting import DataError
+        from .io import ModelFileError
+
+        if isinstance(exc, FileNotFoundError):
+            fail(exc.strerror and f"{exc.strerror}: {exc.filename}" or str(exc))
+        if isinstance(exc, (DataError, ModelFileError, ValueError, RuntimeError, TypeError,
+                            PermissionError, IsADirectoryError)):  # fmt: skip
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return False
+
+
+def _parse_ints(text, name):
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        fail(f"{name} must be comma-separated integers like 50,50, got {text!r}")
+    if not values or min(values) < 1:
+        fail(f"{name} must be positive integers like 50,50, got {text!r}")
+    return values
+
+
+def _atomic_write(path, write):
+    """Call ``write(tmp_path)`` then move the file into place: no partial output on failure."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        fail(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail('--plot needs matplotlib, which is not installed: pip install "fastgru[plot]"')
+    return plt
+
+
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Column to forecast.")]
+DateOpt = Annotated[str | None, typer.Option(help="Date column (default: found by name).")]
+FeaturesOpt = Annotated[str | None, typer.Option(help="Extra input columns, comma-separated.")]
+FillOpt = Annotated[Fill | None, typer.Option(help="Fill missing values (default: error).")]
+
+
+def _forecaster(target, date_col, features, window, horizon, units, epochs, batch_size,
+                lr, device, fill, scaler, loss, reset_after, seed, early_stopping,
+                verbose):  # fmt: skip
+    from .forecasting import GRUForecaster
+
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    return GRUForecaster(
+        window=window, horizon=horizon, target=target, features=feats, date_col=date_col,
+        scaler=scaler.value, fill=fill.value if fill else None,
+        units=_parse_ints(units, "--units"), epochs=epochs, batch_size=batch_size,
+        learning_rate=lr, loss=loss.value, reset_after=reset_after, random_state=seed,
+        device=device.value, early_stopping=early_stopping, verbose=verbose,
+    )  # fmt: skip
+
+
+def _describe(fc):
+    units = fc.regressor_.spec_.units
+    layers = " -> ".join(f"GRU({h})" for h in units)
+    return f"{layers} -> Dense({fc.horizon})"
+
+
+@app.command()
+def train(
+    csv: Annotated[Path, typer.Argument(help="CSV file with a date column.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")] = Path(
+        "model.fgru"
+    ),
+    target: TargetOpt = None,
+    date_col: DateOpt = None,
+    features: FeaturesOpt = None,
+    window: Annotated[int, typer.Option(min=1, help="Past steps per sample.")] = 100,
+    horizon: Annotated[int, typer.Option(min=1, help="Steps predicted at once.")] = 1,
+    units: Annotated[str, typer.Option(help="GRU widths, bottom first.")] = "50,50",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (Adam).")] = 1e-3,
+    loss: Loss = Loss.mse,
+    scaler: Scaler = Scaler.minmax,
+    fill: FillOpt = None,
+    device: Device = Device.auto,
+    reset_after: Annotated[bool, typer.Option(help="cuDNN/PyTorch/Keras gate form.")] = False,
+    early_stopping: Annotated[bool, typer.Option(help="Hold out the last 10%.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed (reproducible fit).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """Train a GRU forecaster on a CSV and save it to a model file."""
+    with _UserErrors():
+        from .forecasting import read_csv
+
+        df = read_csv(csv, date_col)
+        fc = _forecaster(target, date_col, features, window, horizon, units, epochs, batch_size,
+                         lr, device, fill, scaler, loss, reset_after, seed, early_stopping,
+                         0 if quiet else 1)  # fmt: skip
+        t0 = time.perf_counter()
+        fc.fit(df)
+        _atomic_write(out, fc.save)
+        reg = fc.regressor_
+        final = reg.loss_curve_[-1] if reg.loss_curve_ else float("nan")
+        typer.echo(
+            f"Trained {_describe(fc)} on {fc.n_train_} rows of {fc.columns_[0]!r} "
+            f"({reg.n_iter_} epochs on {reg.device_}, final loss {final:.4g}, "
+            f"{time.perf_counter() - t0:.1f} s); saved {out}"
+        )
+
+
+@app.command()
+def forecast(
+    model: Annotated[Path, typer.Argument(help="Model file written by 'fastgru train'.")],
+    csv: Annotated[Path, typer.Argument(help="CSV with recent history (same columns).")],
+    steps: Annotated[int, typer.Option(min=1, help="Future steps to forecast.")] = 7,
+    out: Annotated[Path | None, typer.Option(help="Write the forecast to this CSV.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Plot history and forecast (PNG).")] = None,
+    fill: FillOpt = None,
+):
+    """Forecast the steps after the end of a CSV with a trained model."""
+    with _UserErrors():
+        plt = _require_matplotlib() if plot is not None else None
+        from .forecasting import GRUForecaster, prepare_frame, read_csv
+
+        fc = GRUForecaster.load(model)
+        df = read_csv(csv, fc.date_col)
+        if fill is not None:
+            fc.fill = fill.value
+        pred = fc.predict(steps=steps, data=df)
+        name = fc.columns_[0]
+        table = pred.to_frame(name)
+        table.index.name = "Date"
+        typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        if out is not None:
+            _atomic_write(out, lambda p: table.to_csv(p, float_format="%.6f"))
+        if plt is not None:
+            dates, values, _ = prepare_frame(df, name, fc.columns_[1:], fc.date_col, fc.fill)
+            keep = max(3 * fc.window, 3 * steps)
+
+            def draw(p):
+                fig, ax = plt.subplots(figsize=(10, 4))
+                ax.plot(dates[-keep:], values[-keep:, 0], label="history")
+                ax.plot(pred.index, pred.to_numpy(), "o-", label="forecast")
+                ax.set_ylabel(name)
+                ax.legend()
+                fig.autofmt_xdate()
+                fig.savefig(p, format="png", dpi=100, bbox_inches="tight")
+                plt.close(fig)
+
+            _atomic_write(plot, draw)
+
+
+@app.command()
+def evaluate(
+    csv: Annotated[Path, typer.Argument(help="CSV file with a date column.")],
+    target: TargetOpt = None,
+    date_col: DateOpt = None,
+    features: FeaturesOpt = None,
+    test_size: Annotated[float, typer.Option(help="Fraction (or rows, if >= 1) to test.")] = 0.1,
+    refit_every: Annotated[int | None, typer.Option(min=1, help="Rolling-origin refits.")] = None,
+    season_length: Annotated[int | None, typer.Option(min=1)] = None,
+    window: Annotated[int, typer.Option(min=1)] = 100,
+    horizon: Annotated[int, typer.Option(min=1)] = 1,
+    units: Annotated[str, typer.Option()] = "50,50",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    loss: Loss = Loss.mse,
+    scaler: Scaler = Scaler.minmax,
+    fill: FillOpt = None,
+    device: Device = Device.auto,
+    seed: Annotated[int | None, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Backtest on the end of a CSV: the GRU against naive and seasonal-naive forecasts."""
+    with _UserErrors():
+        from .forecasting import read_csv
+
+        df = read_csv(csv, date_col)
+        fc = _forecaster(target, date_col, features, window, horizon, units, epochs, batch_size,
+                         lr, device, fill, scaler, loss, False, seed, False,
+                         0 if quiet else 1)  # fmt: skip
+        fc.season_length = season_length
+        size = int(test_size) if test_size >= 1 else test_size
+        metrics = fc.backtest(df, test_size=size, refit_every=refit_every)
+        n = fc.backtest_predictions_["origin"].nunique()
+        typer.echo(f"Backtest: {n} forecast origins, horizon {fc.horizon}, seasonal period "
+                   f"{fc.season_length_}")  # fmt: skip
+        typer.echo(metrics.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@app.command()
+def demo(
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    window: Annotated[int, typer.Option(min=1)] = 100,
+    units: Annotated[str, typer.Option()] = "50,50",
+    device: Device = Device.auto,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """The seed example on the bundled data: daily temperatures -> next-day forecast.
+
+    MinMax scaling, windows of 100 days, GRU(50) -> GRU(50) -> Dense(1), Adam 1e-3, MSE,
+    10 epochs, batch 32.
+    """
+    with _UserErrors():
+        from .datasets import load_temperature
+        from .forecasting import GRUForecaster
+
+        df = load_temperature()
+        typer.echo(f"Bundled data: {len(df)} daily temperatures from {df['Date'].iloc[0]:%Y-%m-%d}"
+                   f" to {df['Date'].iloc[-1]:%Y-%m-%d}", err=True)  # fmt: skip
+        fc = GRUForecaster(window=window, horizon=1, target="Temp", date_col="Date",
+                           units=_parse_ints(units, "--units"), epochs=epochs, batch_size=32,
+                           learning_rate=1e-3, random_state=0, device=device.value,
+                           verbose=0 if quiet else 1)  # fmt: skip
+        fc.fit(df)
+        value = float(fc.predict(steps=1).iloc[0])
+        typer.echo(f"The predicted temperature for the next day is: {value:.2f}°C")
+
+
+@app.command()
+def info():
+    """Versions, threads, compile cache and whether CUDA is usable."""
+    import platform
+
+    import numba
+    import numpy
+    import pandas
+    import sklearn
+
+    from . import __version__
+    from .estimator import _cuda_status
+
+    ok, reason = _cuda_status()
+    from numba.core import config as nconfig
+
+    rows = [
+        ("fastgru", __version__),
+        ("python", platform.python_version()),
+        ("numpy", numpy.__version__),
+        ("numba", numba.__version__),
+        ("pandas", pandas.__version__),
+        ("scikit-learn", sklearn.__version__),
+        ("cpu threads", f"{numba.get_num_threads()} (Numba), {os.cpu_count()} cores"),
+        ("compile cache", nconfig.CACHE_DIR or "beside the package (__pycache__)"),
+        ("cuda", f"usable: {reason}" if ok else f"not usable: {reason}"),
+    ]
+    for k, v in rows:
+        typer.echo(f"{k:<14} {v}")
+
+
+def main():  # pragma: no cover - console entry point
+    app(prog_name="fastgru")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
