@@ -206,9 +206,12 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
 def infer_frequency(dates):
     """The step between dates: a pandas frequency alias when regular, else the median gap."""
     if len(dates) >= 3:
-        freq = pd.infer_freq(dates)
-        if freq is not None:
-            return freq
+        try:
+            inferred = pd.DatetimeIndex(dates, freq="infer").freq
+        except ValueError:  # irregular or non-unique dates
+            inferred = None
+        if inferred is not None:
+            return inferred.freqstr
     if len(dates) < 2:
         raise DataError("need at least 2 dates to infer the frequency of the series")
     gap = pd.Series(dates[1:] - dates[:-1]).median()
@@ -217,9 +220,9 @@ def infer_frequency(dates):
 
 def default_season_length(freq):
     """Seasonal-naive period for a frequency alias: a year of days, a day of hours, ..."""
-    base = pd.tseries.frequencies.to_offset(freq).name.upper().split("-")[0]
-    return {"D": 365, "B": 5, "H": 24, "h": 24, "W": 52, "M": 12, "MS": 12, "ME": 12,
-            "Q": 4, "QS": 4, "QE": 4, "T": 60, "MIN": 60}.get(base, 1)  # fmt: skip
+    base = pd.tseries.frequencies.to_offset(freq).rule_code.upper().split("-")[0]
+    return {"D": 365, "B": 5, "H": 24, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
+            "QE": 4, "T": 60, "MIN": 60}.get(base, 1)  # fmt: skip
 
 
 # ------------------------------------------------------------------ scaling
