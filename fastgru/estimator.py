@@ -282,6 +282,15 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         elif ndim is not None and ndim > 3:
             raise ValueError(f"X has {ndim} dimensions; expected 3-D (n_samples, n_timesteps, "
                              "n_features) or 2-D (n_samples, n_timesteps)")  # fmt: skip
+        elif not reset and getattr(self, "_input_ndim", 3) == 3 and ndim == 2:
+            # Fitted on 3-D sequences: a 2-D X is (n_samples, n_timesteps) of one feature.
+            if self.n_features_in_ != 1:
+                raise ValueError(
+                    f"X is 2-D (n_samples, n_timesteps), but the model was fitted with "
+                    f"{self.n_features_in_} features per time step; pass X of shape "
+                    f"(n_samples, n_timesteps, {self.n_features_in_})"
+                )
+            X = check_array(X, dtype=[np.float32, np.float64], input_name="X")[:, :, None]
         else:
             # 2-D lag windows, or anything scikit-learn's own checks pass: validate_data
             # gives the standard messages and tracks n_features_in_ / feature_names_in_.

@@ -73,6 +73,10 @@ def test_multioutput_and_3d_and_other_lengths():
     with pytest.raises(ValueError, match="X has 3 features per time step, but GRURegressor was "
                        r"fitted with 2; expected shape \(n_samples, n_timesteps, 2\)"):  # fmt: skip
         m.predict(np.zeros((2, 20, 3)))
+    with pytest.raises(ValueError, match="X is 2-D .* fitted with 2 features per time step"):
+        m.predict(np.zeros((2, 20)))
+    one = small().fit(X[:, :, :1], y)
+    np.testing.assert_array_equal(one.predict(X[:, :, 0]), one.predict(X[:, :, :1]))
 
 
 def test_same_random_state_gives_identical_predictions(lag_data):
