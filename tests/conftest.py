@@ -16,5 +16,8 @@ if _force is not None:
 elif "NUMBA_ENABLE_CUDASIM" not in os.environ and not os.path.exists("/dev/nvidiactl"):
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+# Keras 3 runs on its PyTorch backend in the interop tests (no TensorFlow needed).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 # The NumPy oracle lives beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
