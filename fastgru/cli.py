@@ -61,7 +61,7 @@ class _UserErrors:
         return self
 
     def __exit__(self, kind, exc, tb):
-        if exc is None:
+        if exc is None or isinstance(exc, typer.Exit):  # fail() already printed its line
             return False
         from .forecasting import DataError
         from .io import ModelFileError
@@ -69,7 +69,7 @@ class _UserErrors:
         if isinstance(exc, FileNotFoundError):
             fail(exc.strerror and f"{exc.strerror}: {exc.filename}" or str(exc))
         if isinstance(exc, (DataError, ModelFileError, ValueError, RuntimeError, TypeError,
-                            PermissionError, IsADirectoryError)):  # fmt: skip
+                            OSError)):  # fmt: skip
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return False
 
@@ -82,6 +82,16 @@ def _parse_ints(text, name):
     if not values or min(values) < 1:
         fail(f"{name} must be positive integers like 50,50, got {text!r}")
     return values
+
+
+def _check_writable(path):
+    """Fail before any work when ``path`` cannot be written: a missing folder or a folder."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        fail(f"cannot write {path}: folder {folder} does not exist")
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a folder")
 
 
 def _atomic_write(path, write):
@@ -166,6 +176,7 @@ def train(
     with _UserErrors():
         from .forecasting import read_csv
 
+        _check_writable(out)
         df = read_csv(csv, date_col)
         fc = _forecaster(target, date_col, features, window, horizon, units, epochs, batch_size,
                          lr, device, fill, scaler, loss, reset_after, seed, early_stopping,
@@ -194,6 +205,9 @@ def forecast(
     """Forecast the steps after the end of a CSV with a trained model."""
     with _UserErrors():
         plt = _require_matplotlib() if plot is not None else None
+        for path in (out, plot):
+            if path is not None:
+                _check_writable(path)
         from .forecasting import GRUForecaster, prepare_frame, read_csv
 
         fc = GRUForecaster.load(model)

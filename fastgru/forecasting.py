@@ -56,8 +56,14 @@ def read_csv(path, date_col=None):
     return df
 
 
+def _fmt_date(ts):
+    """A date for messages; with the time of day when it is not midnight (hourly data)."""
+    ts = pd.Timestamp(ts)
+    return f"{ts:%Y-%m-%d}" if ts == ts.normalize() else f"{ts:%Y-%m-%d %H:%M:%S}"
+
+
 def _fmt_rows(rows, dates=None, limit=5):
-    shown = [f"{r + 1}" + (f" ({dates[r]:%Y-%m-%d})" if dates is not None else "")
+    shown = [f"{r + 1}" + (f" ({_fmt_date(dates[r])})" if dates is not None else "")
              for r in rows[:limit]]  # fmt: skip
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return ", ".join(shown) + more
@@ -163,7 +169,7 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
         if len(bad):
             r = bad[0]
             raise DataError(f"column {c!r} has a non-numeric value {raw.iloc[r]!r} at row {r + 1}"
-                            f" ({dates[r]:%Y-%m-%d})")  # fmt: skip
+                            f" ({_fmt_date(dates[r])})")  # fmt: skip
         values[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
         inf = np.flatnonzero(np.isinf(values[:, j]))
         if len(inf):
@@ -174,12 +180,12 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
         back = np.flatnonzero(order[1:] < order[:-1])
         if len(back):
             r = back[0] + 1
-            raise DataError(f"dates are not sorted: row {r + 1} ({dates[r]:%Y-%m-%d}) comes after "
-                            f"{dates[r - 1]:%Y-%m-%d}; sort the data by date")  # fmt: skip
+            raise DataError(f"dates are not sorted: row {r + 1} ({_fmt_date(dates[r])}) comes "
+                            f"after {_fmt_date(dates[r - 1])}; sort the data by date")  # fmt: skip
         dup = np.flatnonzero(order[1:] == order[:-1])
         if len(dup):
             r = dup[0] + 1
-            raise DataError(f"duplicate date {dates[r]:%Y-%m-%d} at rows {r} and {r + 1}; keep "
+            raise DataError(f"duplicate date {_fmt_date(dates[r])} at rows {r} and {r + 1}; keep "
                             "one row per date")  # fmt: skip
 
     missing = np.isnan(values)
@@ -215,6 +221,8 @@ def infer_frequency(dates):
     if len(dates) < 2:
         raise DataError("need at least 2 dates to infer the frequency of the series")
     gap = pd.Series(dates[1:] - dates[:-1]).median()
+    if gap >= pd.Timedelta(days=1) and gap % pd.Timedelta(days=1) == pd.Timedelta(0):
+        return pd.tseries.frequencies.to_offset(f"{gap.days}D").freqstr  # "D", not "24h"
     return pd.tseries.frequencies.to_offset(gap).freqstr
 
 
@@ -508,8 +516,8 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         freq = infer_frequency(dates)
         m = self.season_length or default_season_length(freq)
         origins = np.arange(n_train, n - H + 1)
-        step = refit_every or len(origins)
-        if not isinstance(step, numbers.Integral) or step < 1:
+        step = len(origins) if refit_every is None else refit_every
+        if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 1:
             raise ValueError(f"refit_every must be an integer >= 1, got {refit_every!r}")
         params = {**self.get_params(), "target": columns[0], "features": columns[1:] or None,
                   "date_col": None, "fill": None}  # fmt: skip
@@ -595,7 +603,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                 raise ModelFileError(f"{path}: stored history has shape {fc.history_.shape}")
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(
                 f"{path} has incompatible or incomplete metadata ({exc})"
             ) from None

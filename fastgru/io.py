@@ -115,12 +115,16 @@ def read_model(path, kind=None):
         The file is not a fastgru model, is truncated or corrupted, or has another kind.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a fastgru model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     raw = path.read_bytes()
     where = f"{path}"
-    if len(raw) < _PREFIX.size or raw[:8] != MAGIC:
+    if raw[:8] != MAGIC:
         raise ModelFileError(f"{where} is not a fastgru model file (no FASTGRU header)")
+    if len(raw) < _PREFIX.size:
+        raise ModelFileError(f"{where} is truncated ({len(raw)} bytes); save the model again")
     magic, version, header_len = _PREFIX.unpack_from(raw)
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{where} uses model-file format {version}, newer than this "
@@ -137,19 +141,29 @@ def read_model(path, kind=None):
         header = json.loads(body[_PREFIX.size : _PREFIX.size + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{where} has an unreadable header ({exc})") from None
+    if not (isinstance(header, dict) and isinstance(header.get("metadata"), dict)
+            and isinstance(header.get("arrays", []), list)):  # fmt: skip
+        raise ModelFileError(f"{where} has an unreadable header (no metadata or array table)")
     if kind is not None and header.get("kind") != kind:
         raise ModelFileError(f"{where} holds a {header.get('kind')}, not a {kind}")
     data = body[_PREFIX.size + header_len :]
     arrays = {}
     for entry in header.get("arrays", []):
-        dt = entry.get("dtype")
-        if dt not in _ALLOWED_DTYPES:
-            raise ModelFileError(f"{where}: array {entry.get('name')!r} has dtype {dt!r}")
-        off, nbytes, shape = int(entry["offset"]), int(entry["nbytes"]), tuple(entry["shape"])
-        if off < 0 or off + nbytes > len(data) or np.prod(shape) * np.dtype(dt).itemsize != nbytes:
-            raise ModelFileError(f"{where}: array {entry['name']!r} does not fit the file")
-        arrays[entry["name"]] = np.frombuffer(data, dtype=dt, count=int(np.prod(shape)),
-                                              offset=off).reshape(shape).copy()  # fmt: skip
+        try:
+            dt = entry.get("dtype")
+            if dt not in _ALLOWED_DTYPES:
+                raise ModelFileError(f"{where}: array {entry.get('name')!r} has dtype {dt!r}")
+            off, nbytes = int(entry["offset"]), int(entry["nbytes"])
+            shape = tuple(int(d) for d in entry["shape"])
+            if (off < 0 or min(shape, default=0) < 0 or off + nbytes > len(data)
+                    or np.prod(shape) * np.dtype(dt).itemsize != nbytes):  # fmt: skip
+                raise ModelFileError(f"{where}: array {entry['name']!r} does not fit the file")
+            arrays[entry["name"]] = np.frombuffer(data, dtype=dt, count=int(np.prod(shape)),
+                                                  offset=off).reshape(shape).copy()  # fmt: skip
+        except ModelFileError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where} has an unreadable array table ({exc!r})") from None
     return header, arrays
 
 
@@ -216,6 +230,6 @@ def regressor_from_state(meta, arrays, where="model file"):
         model._opt_step = np.ascontiguousarray(arrays["step"], dtype=np.int64)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{where} has incompatible or incomplete metadata ({exc})") from None
     return model

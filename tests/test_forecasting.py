@@ -1,0 +1,548 @@
+"""GRUForecaster and its data checks: dated frames, scaling, windows, recursive forecasts,
+features, backtests against hand-computed baselines, save/load, fill modes and the one-line
+``DataError`` messages. Small synthetic data and tiny networks (CPU) keep every test fast."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from fastgru import GRUForecaster, make_windows
+from fastgru.forecasting import (
+    DataError,
+    default_season_length,
+    forecast_metrics,
+    infer_frequency,
+    prepare_frame,
+    read_csv,
+)
+
+TINY = dict(window=10, units=8, epochs=1, random_state=0, device="cpu")
+
+
+def frame(n=120, freq="D", start="2020-01-01", seed=0, period=20):
+    """A dated DataFrame: Date, Temp (seasonal + noise) and Hum (a second, numeric column)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return pd.DataFrame(
+        {
+            "Date": pd.date_range(start, periods=n, freq=freq),
+            "Temp": 20 + 5 * np.sin(2 * np.pi * t / period) + 0.2 * rng.normal(size=n),
+            "Hum": 50 + 10 * np.cos(2 * np.pi * t / 7) + rng.normal(size=n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def df():
+    return frame()
+
+
+@pytest.fixture(scope="module")
+def fitted(df):
+    return GRUForecaster(target="Temp", horizon=1, **TINY).fit(df)
+
+
+@pytest.fixture(scope="module")
+def fitted_h3(df):
+    return GRUForecaster(target="Temp", horizon=3, **TINY).fit(df)
+
+
+@pytest.fixture(scope="module")
+def fitted_feat(df):
+    return GRUForecaster(target="Temp", features=["Hum"], horizon=2, **TINY).fit(df)
+
+
+def manual_predict(fc, hist):
+    """One direct forecast from a window in original units, computed outside predict()."""
+    scaled = (hist - fc.scale_offset_) / fc.scale_
+    out = np.atleast_1d(fc.regressor_.predict(scaled[None])[0])
+    return out * fc.scale_[0] + fc.scale_offset_[0]
+
+
+# ------------------------------------------------------------------ windows and fit
+def test_make_windows_on_dated_values(df):
+    X, y = make_windows(df[["Temp", "Hum"]], window=10, horizon=3)
+    assert X.shape == (len(df) - 12, 10, 2) and y.shape == (len(df) - 12, 3)
+    np.testing.assert_array_equal(X[5], df[["Temp", "Hum"]].to_numpy()[5:15])
+    np.testing.assert_array_equal(y[5], df["Temp"].to_numpy()[15:18])
+
+
+def test_fit_attributes(df, fitted):
+    assert fitted.columns_ == ["Temp"]
+    assert fitted.freq_ == "D"
+    assert fitted.last_date_ == pd.Timestamp("2020-04-29")
+    assert fitted.n_train_ == len(df)
+    np.testing.assert_array_equal(fitted.history_[:, 0], df["Temp"].to_numpy()[-10:])
+    assert fitted.regressor_.n_timesteps_in_ == 10
+    assert fitted.regressor_.n_iter_ == 1
+
+
+def test_predict_daily_dates(fitted):
+    pred = fitted.predict(steps=4)
+    assert isinstance(pred, pd.Series) and pred.name == "Temp"
+    expected = pd.DatetimeIndex(["2020-04-30", "2020-05-01", "2020-05-02", "2020-05-03"])
+    assert pred.index.equals(expected)
+    assert pred.dtype == np.float64 and np.isfinite(pred).all()
+    assert len(fitted.predict()) == 1  # default: horizon steps
+
+
+@pytest.mark.parametrize(
+    "freq, start, n, last, expected",
+    [
+        ("h", "2021-03-01", 60, "2021-03-03 11:00", ["2021-03-03 12:00", "2021-03-03 13:00"]),
+        ("MS", "2010-01-01", 60, "2014-12-01", ["2015-01-01", "2015-02-01"]),
+        ("W-SUN", "2020-01-05", 40, "2020-10-04", ["2020-10-11", "2020-10-18"]),
+        ("15min", "2021-01-01", 50, "2021-01-01 12:15", ["2021-01-01 12:30", "2021-01-01 12:45"]),
+    ],
+)
+def test_predict_other_frequencies(freq, start, n, last, expected):
+    s = frame(n, freq=freq, start=start).set_index("Date")["Temp"]  # a Series indexed by dates
+    fc = GRUForecaster(**TINY).fit(s)
+    assert fc.freq_ == freq
+    assert fc.last_date_ == pd.Timestamp(last)
+    pred = fc.predict(steps=2)
+    assert pred.index.equals(pd.DatetimeIndex(expected)) and pred.name == "Temp"
+    assert pred.index.freqstr == freq
+
+
+def test_infer_frequency_and_season_length():
+    assert infer_frequency(pd.date_range("2020-01-01", periods=5, freq="D")) == "D"
+    # irregular dates (a dropped row): the median gap
+    dates = pd.DatetimeIndex(["2020-01-01", "2020-01-02", "2020-01-04", "2020-01-05"])
+    assert infer_frequency(dates) == "D"
+    assert infer_frequency(pd.DatetimeIndex(["2020-01-01", "2020-01-03"])) == "2D"
+    assert [default_season_length(f) for f in ("D", "h", "MS", "ME", "W-SUN", "QS-JAN", "B")] == [
+        365,
+        24,
+        12,
+        12,
+        52,
+        4,
+        5,
+    ]
+
+
+# ------------------------------------------------------------------ recursion and inverse scaling
+def test_predict_is_inverse_scaled_direct_prediction(fitted):
+    pred = fitted.predict(steps=1)
+    np.testing.assert_allclose(pred.to_numpy(), manual_predict(fitted, fitted.history_), rtol=1e-12)
+    # in original units: near the data (20 +- 5), not in [0, 1]
+    assert 10 < pred.iloc[0] < 30
+
+
+def test_recursive_beyond_horizon(fitted_h3):
+    fc = fitted_h3
+    direct = fc.predict(steps=3)
+    pred = fc.predict(steps=7)
+    assert pred.shape == (7,)
+    assert pred.index[0] == fc.last_date_ + pd.Timedelta(days=1)
+    assert pred.index[-1] == fc.last_date_ + pd.Timedelta(days=7)
+    np.testing.assert_array_equal(pred.to_numpy()[:3], direct.to_numpy())
+    np.testing.assert_allclose(direct.to_numpy(), manual_predict(fc, fc.history_), rtol=1e-12)
+    # steps 4-6 come from the window extended by the first three forecasts
+    hist = np.vstack([fc.history_, pred.to_numpy()[:3, None]])[-fc.window :]
+    np.testing.assert_allclose(pred.to_numpy()[3:6], manual_predict(fc, hist), rtol=1e-6)
+    hist = np.vstack([hist, pred.to_numpy()[3:6, None]])[-fc.window :]
+    np.testing.assert_allclose(pred.to_numpy()[6], manual_predict(fc, hist)[0], rtol=1e-6)
+
+
+def test_predict_from_new_history(df, fitted):
+    part = df.iloc[:80]
+    pred = fitted.predict(steps=2, data=part)
+    assert pred.index.equals(pd.date_range(part["Date"].iloc[-1], periods=3, freq="D")[1:])
+    hist = part[["Temp"]].to_numpy()[-10:]
+    np.testing.assert_allclose(pred.to_numpy()[0], manual_predict(fitted, hist)[0], rtol=1e-12)
+    assert not np.allclose(pred.to_numpy()[0], fitted.predict(1).to_numpy()[0])
+    with pytest.raises(DataError, match=r"the data has 5 rows; .* last window = 10 rows"):
+        fitted.predict(data=df.iloc[:5])
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        fitted.predict(steps=0)
+
+
+# ------------------------------------------------------------------ features
+def test_features_are_inputs(df, fitted_feat):
+    fc = fitted_feat
+    assert fc.columns_ == ["Temp", "Hum"] and fc.regressor_.n_features_in_ == 2
+    assert fc.history_.shape == (10, 2)
+    pred = fc.predict()  # up to horizon: no future values needed
+    assert len(pred) == 2
+    np.testing.assert_allclose(pred.to_numpy(), manual_predict(fc, fc.history_), rtol=1e-12)
+    # the feature's history changes the forecast
+    other = df.assign(Hum=df["Hum"] * 3)
+    assert not np.allclose(fc.predict(data=other).to_numpy(), pred.to_numpy())
+
+
+def test_features_need_future_values(fitted_feat):
+    fc = fitted_feat
+    with pytest.raises(DataError, match=r"forecasting 5 steps past a horizon of 2 needs future "
+                       r"values of Hum: pass future=DataFrame"):  # fmt: skip
+        fc.predict(steps=5)
+    with pytest.raises(DataError, match="future has no column 'Hum'"):
+        fc.predict(steps=5, future=pd.DataFrame({"Other": np.zeros(5)}))
+    with pytest.raises(DataError, match="future column 'Hum' needs 5 numeric values"):
+        fc.predict(steps=5, future=pd.DataFrame({"Hum": np.zeros(4)}))
+    with pytest.raises(DataError, match="future column 'Hum' needs 5 numeric values"):
+        fc.predict(steps=5, future=pd.DataFrame({"Hum": [1, 2, "x", 4, 5]}))
+    future = pd.DataFrame({"Hum": [50.0, 55, 60, 65, 70]})
+    pred = fc.predict(steps=5, future=future)
+    assert len(pred) == 5
+    np.testing.assert_array_equal(pred.to_numpy()[:2], fc.predict().to_numpy())
+    # steps 3-4 use the future feature values at steps 1-2 in the extended window
+    hist = np.vstack([fc.history_, np.column_stack([pred.to_numpy()[:2], [50.0, 55]])])[-10:]
+    np.testing.assert_allclose(pred.to_numpy()[2:4], manual_predict(fc, hist), rtol=1e-6)
+    changed = fc.predict(steps=5, future=future * 0.5)
+    np.testing.assert_array_equal(changed.to_numpy()[:2], pred.to_numpy()[:2])
+    assert not np.allclose(changed.to_numpy()[2:], pred.to_numpy()[2:])
+
+
+# ------------------------------------------------------------------ scaling
+def test_minmax_scaler_fitted_on_training_data_only(df):
+    train = df.iloc[:100]
+    fc = GRUForecaster(target="Temp", features=["Hum"], **TINY).fit(train)
+    vals = train[["Temp", "Hum"]].to_numpy()
+    np.testing.assert_array_equal(fc.scale_offset_, vals.min(axis=0))
+    np.testing.assert_array_equal(fc.scale_, vals.max(axis=0) - vals.min(axis=0))
+    big = df.assign(Temp=df["Temp"] + 100.0)  # out of the training range
+    before = fc.scale_.copy(), fc.scale_offset_.copy()
+    pred = fc.predict(data=big)
+    np.testing.assert_array_equal(fc.scale_, before[0])
+    np.testing.assert_array_equal(fc.scale_offset_, before[1])
+    np.testing.assert_allclose(
+        pred.to_numpy(), manual_predict(fc, big[["Temp", "Hum"]].to_numpy()[-10:]), rtol=1e-12
+    )
+
+
+def test_standard_and_no_scaler(df):
+    vals = df[["Temp"]].to_numpy()
+    fc = GRUForecaster(target="Temp", scaler="standard", **TINY).fit(df)
+    np.testing.assert_array_equal(fc.scale_offset_, vals.mean(axis=0))
+    np.testing.assert_array_equal(fc.scale_, vals.std(axis=0))
+    fc = GRUForecaster(target="Temp", scaler="none", **TINY).fit(df)
+    np.testing.assert_array_equal(fc.scale_offset_, [0.0])
+    np.testing.assert_array_equal(fc.scale_, [1.0])
+    const = df.assign(Temp=5.0)
+    fc = GRUForecaster(target="Temp", **TINY).fit(const)  # constant column: scale 1, no 0/0
+    np.testing.assert_array_equal(fc.scale_, [1.0])
+    assert np.isfinite(fc.predict(3)).all()
+
+
+# ------------------------------------------------------------------ backtest
+Y = np.array([1.0, 2, 4, 7, 11, 16, 22, 29, 37, 46, 56, 67])
+
+
+def tiny_series():
+    return pd.Series(Y, index=pd.date_range("2022-01-01", periods=len(Y)), name="y")
+
+
+@pytest.fixture(scope="module")
+def tiny_backtest():
+    fc = GRUForecaster(window=2, horizon=2, units=4, season_length=3, **{
+        k: v for k, v in TINY.items() if k not in ("window", "units")})  # fmt: skip
+    return fc, fc.backtest(tiny_series(), test_size=4)
+
+
+def test_backtest_baselines_by_hand(tiny_backtest):
+    fc, metrics = tiny_backtest
+    assert list(metrics.index) == ["model", "naive", "seasonal_naive"]
+    assert list(metrics.columns) == ["MAE", "RMSE", "MAPE"]
+    # n = 12, test_size 4 -> origins 8, 9, 10 (first forecast row), horizon 2.
+    # naive: the last value before the origin (29, 37, 46) for both steps.
+    # actual: (37, 46), (46, 56), (56, 67) -> errors 8, 17, 9, 19, 10, 21
+    naive = metrics.loc["naive"]
+    assert naive["MAE"] == pytest.approx(84 / 6)
+    assert naive["RMSE"] == pytest.approx(np.sqrt(1336 / 6))
+    mape = np.mean([8 / 37, 17 / 46, 9 / 46, 19 / 56, 10 / 56, 21 / 67]) * 100
+    assert naive["MAPE"] == pytest.approx(mape)
+    # seasonal naive, m = 3: step h repeats y[origin - 1 + h - 3]: (16, 22), (22, 29), (29, 37)
+    # errors 21, 24, 24, 27, 27, 30
+    seasonal = metrics.loc["seasonal_naive"]
+    assert seasonal["MAE"] == pytest.approx(153 / 6)
+    assert seasonal["RMSE"] == pytest.approx(np.sqrt(3951 / 6))
+    assert fc.season_length_ == 3
+
+    preds = fc.backtest_predictions_
+    assert list(preds.columns) == ["origin", "step", "actual", "model", "naive", "seasonal_naive"]
+    assert preds["origin"].tolist() == list(pd.to_datetime(["2022-01-08"] * 2 + ["2022-01-09"] * 2
+                                                          + ["2022-01-10"] * 2))  # fmt: skip
+    assert preds["step"].tolist() == [1, 2, 1, 2, 1, 2]
+    assert preds["actual"].tolist() == [37, 46, 46, 56, 56, 67]
+    assert preds["naive"].tolist() == [29, 29, 37, 37, 46, 46]
+    assert preds["seasonal_naive"].tolist() == [16, 22, 22, 29, 29, 37]
+    model = forecast_metrics(preds["actual"], preds["model"])
+    assert metrics.loc["model"].to_dict() == pytest.approx(model)
+
+
+def test_backtest_model_trained_before_test_period(tiny_backtest):
+    fc, _ = tiny_backtest
+    s = tiny_series()
+    ref = clone(fc).fit(s.iloc[:8])  # same settings, fitted on the rows before the test only
+    np.testing.assert_array_equal(ref.scale_offset_, [1.0])
+    np.testing.assert_array_equal(ref.scale_, [28.0])  # max 29 - min 1 of the training rows
+    expected = np.concatenate([ref.predict(data=s.iloc[:o]).to_numpy() for o in (8, 9, 10)])
+    np.testing.assert_allclose(fc.backtest_predictions_["model"], expected, rtol=1e-6)
+
+
+def test_backtest_seasonal_naive_needs_a_season_of_history():
+    fc = GRUForecaster(window=2, horizon=2, units=4, season_length=9, epochs=1, random_state=0,
+                       device="cpu")  # fmt: skip
+    metrics = fc.backtest(tiny_series(), test_size=4)
+    # origin 8 has no value 9 steps back for step 1: left out. origins 9, 10: (1, 2), (2, 4)
+    # against (46, 56), (56, 67) -> errors 45, 54, 54, 63
+    assert metrics.loc["seasonal_naive", "MAE"] == pytest.approx(216 / 4)
+    # the default season of daily data (365 days) is longer than the series: no baseline
+    fc.set_params(season_length=None)
+    metrics = fc.backtest(tiny_series(), test_size=4)
+    assert fc.season_length_ == 365
+    assert metrics.loc["seasonal_naive"].isna().all()
+    assert metrics.loc["naive", "MAE"] == pytest.approx(14.0)
+
+
+def test_backtest_refit_every():
+    s = tiny_series()
+    fc = GRUForecaster(window=2, horizon=2, units=4, epochs=1, random_state=0, device="cpu")
+    metrics = fc.backtest(s, test_size=4, refit_every=1)
+    assert metrics.shape == (3, 3) and np.isfinite(metrics.loc["model"]).all()
+    # each origin's forecast comes from a model retrained on all rows before it
+    expected = [clone(fc).fit(s.iloc[:o]).predict(data=s.iloc[:o]) for o in (8, 9, 10)]
+    np.testing.assert_allclose(fc.backtest_predictions_["model"],
+                               np.concatenate([e.to_numpy() for e in expected]),
+                               rtol=1e-6)  # fmt: skip
+    assert metrics.loc["naive", "MAE"] == pytest.approx(14.0)
+    with pytest.raises(ValueError, match="refit_every must be an integer >= 1, got 0"):
+        fc.backtest(s, test_size=4, refit_every=0)
+
+
+def test_backtest_errors():
+    s = tiny_series()
+    fc = GRUForecaster(window=2, horizon=2, units=4, epochs=1, device="cpu")
+    with pytest.raises(DataError, match=r"the test period has 1 rows, fewer than horizon = 2"):
+        fc.backtest(s, test_size=1)
+    with pytest.raises(DataError, match=r"only 3 rows before the test period; window \+ "
+                       r"horizon = 4 are needed to train"):  # fmt: skip
+        fc.backtest(s, test_size=9)
+    with pytest.raises(ValueError, match="test_size must be a fraction in"):
+        fc.backtest(s, test_size=0)
+    with pytest.raises(ValueError, match="test_size must be a fraction in"):
+        fc.backtest(s, test_size=1.5)
+
+
+def test_learned_quality_beats_naive():
+    n = 600
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    s = pd.Series(np.sin(2 * np.pi * t / 20) + 0.05 * rng.normal(size=n),
+                  index=pd.date_range("2020-01-01", periods=n), name="y")  # fmt: skip
+    fc = GRUForecaster(window=20, units=16, epochs=10, learning_rate=1e-2, random_state=0,
+                       device="cpu", season_length=20)  # fmt: skip
+    metrics = fc.backtest(s, test_size=100)
+    assert metrics.loc["model", "RMSE"] < 0.6 * metrics.loc["naive", "RMSE"]
+
+
+# ------------------------------------------------------------------ save / load
+@pytest.mark.parametrize("model", ["fitted", "fitted_feat", "fitted_h3"])
+def test_save_load_round_trip(model, request, df, tmp_path):
+    fc = request.getfixturevalue(model)
+    path = tmp_path / "m.fgru"
+    fc.save(path)
+    back = GRUForecaster.load(path)
+    assert back.get_params() == fc.get_params()
+    assert back.columns_ == fc.columns_ and back.freq_ == fc.freq_
+    assert back.last_date_ == fc.last_date_ and back.n_train_ == fc.n_train_
+    np.testing.assert_array_equal(back.history_, fc.history_)
+    np.testing.assert_array_equal(back.scale_, fc.scale_)
+    np.testing.assert_array_equal(back.scale_offset_, fc.scale_offset_)
+    pd.testing.assert_series_equal(back.predict(), fc.predict())
+    pd.testing.assert_series_equal(back.predict(data=df.iloc[:90]), fc.predict(data=df.iloc[:90]))
+    if model == "fitted_h3":
+        pd.testing.assert_series_equal(back.predict(8), fc.predict(8))
+
+
+def test_save_unfitted_and_generator_seed(df, tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        GRUForecaster().save(tmp_path / "x.fgru")
+    assert not (tmp_path / "x.fgru").exists()
+    fc = GRUForecaster(target="Temp", **{**TINY, "random_state": np.random.default_rng(0)})
+    fc.fit(df).save(tmp_path / "g.fgru")
+    back = GRUForecaster.load(tmp_path / "g.fgru")
+    assert back.random_state is None
+    pd.testing.assert_series_equal(back.predict(2), fc.predict(2))
+
+
+# ------------------------------------------------------------------ fill modes
+def gap_frame():
+    return pd.DataFrame(
+        {
+            "Date": pd.date_range("2020-01-01", periods=8),
+            "v": [1.0, 2.0, 3.0, np.nan, np.nan, 6.0, 7.0, 8.0],
+        }
+    )
+
+
+def test_missing_values_error_names_rows():
+    with pytest.raises(DataError, match=r"^column 'v' has missing values at rows 4 \(2020-01-04\), "
+                       r"5 \(2020-01-05\); fill them with fill='ffill', 'interpolate' or 'drop' "
+                       r"\(--fill\)$"):  # fmt: skip
+        prepare_frame(gap_frame())
+    many = gap_frame().assign(v=[np.nan] * 7 + [1.0])
+    with pytest.raises(DataError, match=r"rows 1 \(2020-01-01\), 2 .*, 5 \(2020-01-05\) and 2 "
+                       "more; fill"):  # fmt: skip
+        prepare_frame(many)
+
+
+def test_fill_ffill_interpolate_drop():
+    dates, vals, cols = prepare_frame(gap_frame(), fill="ffill")
+    assert cols == ["v"] and len(dates) == 8
+    np.testing.assert_array_equal(vals[:, 0], [1, 2, 3, 3, 3, 6, 7, 8])
+    _, vals, _ = prepare_frame(gap_frame(), fill="interpolate")
+    np.testing.assert_allclose(vals[:, 0], [1, 2, 3, 4, 5, 6, 7, 8])
+    dates, vals, _ = prepare_frame(gap_frame(), fill="drop")
+    np.testing.assert_array_equal(vals[:, 0], [1, 2, 3, 6, 7, 8])
+    assert list(dates.strftime("%d")) == ["01", "02", "03", "06", "07", "08"]
+    # leading gaps: ffill takes the first value, interpolate extends it
+    lead = gap_frame().assign(v=[np.nan, 2.0, 3, 4, 5, 6, 7, 8])
+    np.testing.assert_array_equal(prepare_frame(lead, fill="ffill")[1][:2, 0], [2, 2])
+    np.testing.assert_array_equal(prepare_frame(lead, fill="interpolate")[1][:2, 0], [2, 2])
+    # interpolation in time: an irregular gap is weighted by the days between values
+    irregular = pd.DataFrame({"Date": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-05"]),
+                              "v": [0.0, np.nan, 4.0]})  # fmt: skip
+    np.testing.assert_allclose(prepare_frame(irregular, fill="interpolate")[1][:, 0], [0, 1, 4])
+
+
+def test_forecaster_with_fill(df):
+    gappy = df.copy()
+    gappy.loc[[50, 51, 52], "Temp"] = np.nan
+    with pytest.raises(DataError, match=r"rows 51 \(2020-02-20\), 52 .*, 53 \(2020-02-22\)"):
+        GRUForecaster(target="Temp", **TINY).fit(gappy)
+    fc = GRUForecaster(target="Temp", fill="drop", **TINY).fit(gappy)
+    # the gap makes the dates irregular: the median step is still a day ("D", not "24h"), so
+    # the seasonal period stays a year of days
+    assert fc.n_train_ == len(df) - 3 and fc.freq_ == "D"
+    assert default_season_length(fc.freq_) == 365
+    assert fc.predict(2).index[0] == pd.Timestamp("2020-04-30")
+    fc = GRUForecaster(target="Temp", fill="interpolate", **TINY).fit(gappy)
+    assert fc.n_train_ == len(df)
+    assert np.isfinite(fc.predict(data=gappy)).all()
+
+
+# ------------------------------------------------------------------ DataError messages
+def test_prepare_frame_forms(df):
+    dates, vals, cols = prepare_frame(df, target="Temp", features=["Hum"])
+    assert cols == ["Temp", "Hum"] and vals.shape == (len(df), 2) and vals.dtype == np.float64
+    assert dates.equals(pd.DatetimeIndex(df["Date"]))
+    # strings, as read_csv gives them; the date column found by name
+    strings = df.astype(str).rename(columns={"Date": "timestamp"})
+    d2, v2, _ = prepare_frame(strings, target="Temp", features=["Hum"])
+    assert d2.equals(dates)
+    np.testing.assert_allclose(v2, vals)
+    # a Series indexed by dates; the only numeric column as target
+    s = df.set_index("Date")["Temp"]
+    assert prepare_frame(s)[2] == ["Temp"]
+    assert prepare_frame(df[["Date", "Temp"]])[2] == ["Temp"]
+    assert prepare_frame(df.rename(columns={"Date": "when"}), "Temp", date_col="when")[2] == [
+        "Temp"
+    ]
+
+
+@pytest.mark.parametrize(
+    "case, kwargs, message",
+    [
+        ("good", dict(fill="zero"),
+         "fill must be one of ffill, interpolate, drop or None, got 'zero'"),
+        ("series", dict(target="Hum"), "the series is named 'Temp', not 'Hum'"),
+        ("array", {}, "expected a pandas Series or DataFrame indexed by dates .*got ndarray"),
+        ("good", dict(date_col="When"),
+         "no date column 'When'; available columns: Date, Temp, Hum"),
+        ("nodate", {}, r"no dates found: index the data by dates or name the date column "
+                       r"\(date_col / --date-col\); columns: Day, Temp"),
+        ("good", {}, r"name the column to forecast \(target / --target\); available columns: "
+                     "Temp, Hum"),
+        ("good", dict(target="Nope"), "no column 'Nope'; available columns: Temp, Hum"),
+        ("good", dict(target="Temp", features=["Hum", "Wind"]),
+         "no column 'Wind'; available columns: Temp, Hum"),
+        ("good", dict(target="Temp", features=["Temp"]),
+         "column 'Temp' is the target; do not list it in features too"),
+        ("nonnum", dict(target="Temp"),
+         r"column 'Temp' has a non-numeric value 'abc' at row 4 \(2020-01-04\)"),
+        ("inf", dict(target="Temp"), "column 'Temp' has an infinite value at row 3"),
+        ("unsorted", dict(target="Temp"),
+         r"dates are not sorted: row 3 \(2020-01-02\) comes after 2020-01-03; sort the data"),
+        ("dup", dict(target="Temp"),
+         "duplicate date 2020-01-02 at rows 2 and 3; keep one row per date"),
+        ("baddate", dict(target="Temp"),
+         "date column 'Date' has a value that is not a date at row 2: 'yesterday'"),
+        ("hourly_dup", dict(target="Temp"),
+         "duplicate date 2020-01-01 02:00:00 at rows 3 and 4; keep one row per date"),
+    ],
+)  # fmt: skip
+def test_prepare_frame_errors(case, kwargs, message):
+    base = frame(6).astype({"Temp": object})
+    data = {
+        "good": base,
+        "series": base.set_index("Date")["Temp"].astype(float),
+        "array": base[["Temp"]].to_numpy(),
+        "nodate": base.drop(columns="Hum").rename(columns={"Date": "Day"}).astype({"Day": str}),
+        "nonnum": base.assign(Temp=base["Temp"].where(base.index != 3, "abc")),
+        "inf": base.assign(Temp=base["Temp"].where(base.index != 2, np.inf)),
+        "unsorted": base.iloc[[0, 2, 1, 3, 4, 5]],
+        "dup": base.assign(Date=base["Date"].where(base.index != 2, base["Date"][1])),
+        "baddate": base.astype({"Date": str}).assign(
+            Date=lambda d: d["Date"].where(d.index != 1, "yesterday")
+        ),
+        "hourly_dup": frame(6, freq="h").assign(
+            Date=lambda d: d["Date"].where(d.index != 3, d["Date"][2])
+        ),
+    }[case]
+    with pytest.raises(DataError, match=message):
+        prepare_frame(data, **kwargs)
+
+
+def test_forecaster_errors(df):
+    short = (r"^the series has 8 rows; window \+ horizon = 12 are needed for one training "
+             "sample. Use a smaller window or more data$")  # fmt: skip
+    with pytest.raises(DataError, match=short):
+        GRUForecaster(target="Temp", window=10, horizon=2, device="cpu").fit(df.iloc[:8])
+    with pytest.raises(DataError, match="need at least 2 dates to infer the frequency"):
+        infer_frequency(pd.DatetimeIndex(["2020-01-01"]))
+    for params, message in [
+        (dict(window=0), "window must be an integer >= 1, got 0"),
+        (dict(horizon=1.5), "horizon must be an integer >= 1, got 1.5"),
+        (dict(scaler="robust"), "scaler must be one of minmax, standard, none, got 'robust'"),
+        (dict(fill="bfill"), "fill must be one of ffill, interpolate, drop or None"),
+        (dict(season_length=0), "season_length must be an integer >= 1, got 0"),
+        (dict(features="Hum"), "features must be a list of column names"),
+        (dict(units=0), "units must be a positive int"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            GRUForecaster(target="Temp", **params).fit(df)
+    with pytest.raises(DataError):  # DataError is a ValueError: one except clause for both
+        raise DataError("x")
+    assert issubclass(DataError, ValueError)
+
+
+def test_read_csv(tmp_path, df):
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    raw = read_csv(path, "Date")
+    assert list(raw.columns) == ["Date", "Temp", "Hum"] and len(raw) == len(df)
+    # strings, converted by prepare_frame (which names the row of a bad value)
+    assert not pd.api.types.is_numeric_dtype(raw["Temp"])
+    dates, vals, _ = prepare_frame(raw, "Temp")
+    np.testing.assert_allclose(vals[:, 0], df["Temp"], rtol=1e-12)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_csv(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="is a folder, not a CSV file"):
+        read_csv(tmp_path)
+    with pytest.raises(DataError, match="no date column 'Day'; available columns: Date, Temp, Hum"):
+        read_csv(path, "Day")
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(DataError, match="is empty; expected a CSV with a header row"):
+        read_csv(tmp_path / "e.csv")
+    (tmp_path / "h.csv").write_text("Date,Temp\n")
+    with pytest.raises(DataError, match="has a header but no data rows"):
+        read_csv(tmp_path / "h.csv")
+    (tmp_path / "b.csv").write_bytes(b"Date,Temp\n2020-01-01,\xff\xfe\n")
+    with pytest.raises(DataError, match="is not a readable CSV file"):
+        read_csv(tmp_path / "b.csv")
