@@ -1,5 +1,7 @@
 """``python -m fastgru``: the same command line as ``fastgru``."""
 
-from fastgru.cli import app
+import sys
 
-app(prog_name="fastgru")
+from fastgru.cli import main
+
+sys.exit(main())

@@ -337,8 +337,30 @@ def info():
         typer.echo(f"{k:<14} {v}")
 
 
-def main():  # pragma: no cover - console entry point
-    app(prog_name="fastgru")
+def main(argv=None):
+    """Console entry point: the Typer app, with its usage errors (a bad option value, an
+    unknown option) also reported as one ``Error:`` line and exit code 2."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="fastgru", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:
+        # Click's UsageError family (vendored by Typer): duck-typed to avoid private imports.
+        if not hasattr(exc, "format_message") or getattr(exc, "exit_code", None) != 2:
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())
+            return 0
+        message = " ".join(exc.format_message().split())
+        hint = f" (see 'fastgru {exc.ctx.info_name} --help')" if getattr(exc, "ctx", None) else ""
+        if exc.ctx is not None and exc.ctx.parent is None:
+            hint = " (see 'fastgru --help')"
+        typer.echo(f"Error: {message}{hint}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

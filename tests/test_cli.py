@@ -435,3 +435,30 @@ def test_python_m_fastgru_and_console_script(tmp_path):
         pytest.skip("no fastgru console script beside this Python")
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "forecast" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args,detail",
+    [
+        (["forecast", "m.fgru", "x.csv", "--steps", "0"], "Invalid value for '--steps'"),
+        (["train", "x.csv", "--fill", "zero"], "'zero' is not one of"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["info", "--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line_through_the_entry_point(args, detail, capsys):
+    from fastgru.cli import main
+
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and detail in lines[0]
+    assert captured.out == ""
+
+
+def test_entry_point_help_and_success_exit_zero(capsys):
+    from fastgru.cli import main
+
+    assert main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+    assert main(["info"]) == 0
