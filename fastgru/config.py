@@ -14,6 +14,23 @@ CACHE = os.environ.get("FASTGRU_NO_CACHE", "") not in ("1", "true", "yes")
 
 NJIT_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 
+#: The kernels with a ``prange`` loop (the epoch, batch-parallel prediction).
+PARALLEL_OPTIONS = {**NJIT_OPTIONS, "parallel": True}
+
+#: Depth of the k-panels of the float32 matrix products (``cpu.gemm``): a 64-row panel of
+#: the right-hand operand stays in L1 while every row block of the left one passes over it
+#: (weight gradients with k = T * B went from ~35 to ~75 GFLOP/s).
+GEMM_KC = 64
+
+#: Steps per block of backpropagation through time whose weight gradients are formed
+#: together, right after the block (while its gate gradients are in cache) rather than
+#: after the whole sequence.
+BPTT_BLOCK = int(os.environ.get("FG_BLK", "16"))
+
+#: Fewest sequences per part when a training batch is split across threads: below this
+#: the per-part overhead outweighs the second core (the seed batch of 32 gives 2 x 16).
+MIN_PART_ROWS = 8
+
 #: Loss codes understood by the kernels.
 LOSSES = {"mse": 0, "mae": 1, "huber": 2}
 
@@ -25,5 +42,7 @@ ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 1e-7
 
-#: Rows per chunk when predicting; bounds the work memory of ``predict``.
-PREDICT_CHUNK = 512
+#: Rows per chunk when predicting; bounds the work memory of ``predict`` (per worker,
+#: about ``T * chunk * (F + 6 H) * itemsize``: 3.9 MB for the seed network in float32).
+#: 16 to 256 measured the same speed on the seed workload; smaller keeps the peak lower.
+PREDICT_CHUNK = 32

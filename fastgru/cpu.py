@@ -1,5 +1,5 @@
 """CPU kernels (``@njit``): GRU forward and backpropagation through time, the dense head,
-the losses, gradient clipping, the optimizers and a whole training epoch.
+the losses, gradient clipping, the optimizers, a whole training epoch and prediction.
 
 Gate equations (gate order r, z, n everywhere; ``x`` is the layer input at step t, ``h``
 the previous hidden state, row vectors, ``*`` elementwise):
@@ -22,240 +22,949 @@ Reset-after convention (``reset_after=True``; cuDNN, PyTorch, Keras' default)::
 ``1 - z``, i.e. the same model with the z-gate weights and biases negated; ``interop``
 does that conversion.)
 
-Inside the kernels arrays are time-major, ``(T, B, F)``, so that the slice of one step is a
-contiguous ``(B, F)`` matrix. The input projections of all steps are one matrix product
-before the time loop; each step does one recurrent product per gate block; the backward
-pass stores the per-step gate gradients and forms every weight gradient with one matrix
-product after the loop. There is no parallel loop here, so results are bit-for-bit
-deterministic.
+How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind it):
 
-Work arrays come from one flat buffer allocated once per fit (``workspace_size``):
-allocating megabytes per mini-batch made glibc return and re-fault pages.
+* Arrays are time-major: one step's slice of a ``(T, B, H)`` array is a contiguous
+  ``(B, H)`` block. The three gates are kept in separate planes, ``G (3, T, B, H)``, so
+  that every elementwise loop of a step runs over ``B * H`` contiguous elements (loops of
+  length ``H`` left a scalar remainder that cost as much as the vector part).
+* The input projections of all steps (biases included) are three matrix products before
+  the time loop, written into ``G``; each step adds its recurrent products into ``G[:, t]``
+  and applies the nonlinearities in place, so ``G`` ends up holding ``r, z, n``. The
+  backward pass overwrites ``G[:, t]`` with the gate gradients once it has read the gates,
+  and forms every weight gradient with one matrix product per gate after the loop.
+* float32 matrix products use register-tiled AVX2/FMA micro-kernels emitted as LLVM IR
+  (``_make_tile``: 4 rows x up to 24 columns of accumulators). On the 16-32 row products
+  of a GRU step they run at 2-2.5x OpenBLAS' speed (OpenBLAS packs both operands on every
+  call). They are compiled once into one C-callable function (``_sgemm_c``) that the other
+  kernels call by symbol name, so the tiles are not re-optimised inside every kernel that
+  uses them (that alone cost tens of seconds of cold compilation). float64 products call
+  BLAS ``dgemm``.
+* float32 gate nonlinearities use branch-free approximations of ``exp`` and ``tanh``
+  (relative error below 1.5e-7, 1-2 ulp) that vectorise; float64 keeps the exact
+  ``math.exp``/``math.tanh`` of :mod:`fastgru._math`.
+* A training batch is split into ``P`` row slices ("parts"), one per thread (``prange``);
+  each part has its own work buffer and gradient vector, and the part gradients are summed
+  in a fixed order afterwards: bit-for-bit deterministic for a given ``P`` whatever the
+  scheduling. ``P`` is chosen by the caller (``engine.CPURunner``).
+* Work arrays come from flat buffers allocated once per fit (``part_workspace_size``):
+  allocating megabytes per mini-batch made glibc return and re-fault pages.
 """
 
 import math
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import carray, cfunc, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from . import _math
-from .config import NJIT_OPTIONS
-from .params import B_N, B_RZ, BH_N, BH_RZ, F_, H_, U_N, U_RZ, W_N, W_RZ
+from .config import BPTT_BLOCK, GEMM_KC, NJIT_OPTIONS, PARALLEL_OPTIONS
+from .params import B_N, B_RZ, BH_N, BH_RZ, F_, H_, LAYOUT_WIDTH, U_N, U_RZ, W_N, W_RZ
 
+# Exact scalar nonlinearities (float64 path; the CUDA engine compiles the same source).
 sigmoid = njit(inline="always", **NJIT_OPTIONS)(_math.sigmoid)
 tanh = njit(inline="always", **NJIT_OPTIONS)(_math.tanh)
 
+# Options of the overloads inlined into their callers (never compiled, hence never cached,
+# on their own).
+_EW_OPTIONS = {"error_model": "numpy", "nogil": True}
+
+#: Elements kept readable after every array :func:`gemm` reads as its right-hand operand
+#: or bias: the micro-kernels load whole 8-lane vectors (and discard the extra lanes).
+GUARD = 16
 
 # --------------------------------------------------------------------------------------
-# One GRU layer
+# float32 kernels emitted as LLVM IR: vector math, elementwise step kernels, GEMM tiles
 # --------------------------------------------------------------------------------------
+# Numba's loop vectoriser left scalar remainders (as costly as the vector part for the
+# 50-wide rows of the seed network), runtime alias checks, and no FMA contraction; and
+# typing the scalar math inside every loop cost seconds of compilation. These kernels are
+# written directly in 8-lane vector IR instead: masked loads and stores for the last
+# partial vector, explicit FMAs.
+_F32 = ir.FloatType()
+_V8 = ir.VectorType(_F32, 8)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_PF = ir.PointerType(_F32)
+_PV = ir.PointerType(_V8)
+_V8I32 = ir.VectorType(_I32, 8)
+_V8I64 = ir.VectorType(_I64, 8)
+_V8I1 = ir.VectorType(ir.IntType(1), 8)
+
+
+@intrinsic
+def _ptr(typingctx, addr, like):
+    """A typed pointer (``like``'s type) from an integer address."""
+    sig = types.CPointer(like)(addr, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+_PROTO_I64 = np.int64(0)
+
+
+def _splat(x):
+    return ir.Constant(_V8, [float(np.float32(x))] * 8)
+
+
+def _vfn(builder, name, n_args):
+    return cgutils.get_or_insert_function(builder.module,
+                                          ir.FunctionType(_V8, [_V8] * n_args), name)  # fmt: skip
+
+
+def _fma(b, x, y, z):
+    return b.call(_vfn(b, "llvm.fma.v8f32", 3), [x, y, z])
+
+
+# exp: Cody-Waite reduction by ln 2 and the Cephes expf polynomial; 2**n built in the
+# exponent bits. Relative error < 1e-7 on [-87, 88], clamped outside.
+_EXP = dict(lo=-87.0, hi=88.0, log2e=1.44269504088896341, rnd=12582912.0,
+            ln2_hi=0.693359375, ln2_lo=-2.12194440e-4,
+            p=(1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+               1.6666665459e-1, 5.0000001201e-1))  # fmt: skip
+# tanh on |x| < 0.625: x + x^3 P(x^2) (Cephes tanhf).
+_TANH_P = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
+           -3.33332819422e-1)  # fmt: skip
+
+
+def _vexp(b, x):
+    e = _EXP
+    x = b.call(_vfn(b, "llvm.maxnum.v8f32", 2), [x, _splat(e["lo"])])
+    x = b.call(_vfn(b, "llvm.minnum.v8f32", 2), [x, _splat(e["hi"])])
+    n = b.fsub(_fma(b, x, _splat(e["log2e"]), _splat(e["rnd"])), _splat(e["rnd"]))
+    r = _fma(b, n, _splat(-e["ln2_hi"]), x)
+    r = _fma(b, n, _splat(-e["ln2_lo"]), r)
+    p = _splat(e["p"][0])
+    for c in e["p"][1:]:
+        p = _fma(b, p, r, _splat(c))
+    y = b.fadd(_fma(b, b.fmul(p, r), r, r), _splat(1.0))
+    ni = b.fptosi(n, _V8I32)
+    bits = b.shl(b.add(ni, ir.Constant(_V8I32, [127] * 8)), ir.Constant(_V8I32, [23] * 8))
+    return b.fmul(y, b.bitcast(bits, _V8))
+
+
+def _vsigmoid(b, x):
+    """1 / (1 + exp(-x)); relative error < 1.5e-7. ``+ (x - x)``: NaN in, NaN out (the
+    clamp in exp would otherwise hide it)."""
+    s = b.fdiv(_splat(1.0), b.fadd(_splat(1.0), _vexp(b, b.fneg(x))))
+    return b.fadd(s, b.fsub(x, x))
+
+
+def _vtanh(b, x):
+    """tanh: the odd polynomial for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1) with the
+    sign of x; both computed and one selected. Relative error < 1.4e-7."""
+    a = b.call(_vfn(b, "llvm.fabs.v8f32", 1), [x])
+    e2 = _vexp(b, b.fmul(_splat(2.0), a))
+    big = b.fsub(_splat(1.0), b.fdiv(_splat(2.0), b.fadd(e2, _splat(1.0))))
+    big = b.call(_vfn(b, "llvm.copysign.v8f32", 2), [big, x])
+    z = b.fmul(x, x)
+    p = _splat(_TANH_P[0])
+    for c in _TANH_P[1:]:
+        p = _fma(b, p, z, _splat(c))
+    small = _fma(b, b.fmul(p, z), x, x)
+    t = b.select(b.fcmp_ordered("<", a, _splat(0.625)), small, big)
+    return b.fadd(t, b.fsub(x, x))
+
+
+def _vloop(builder, m, body, unroll=4):
+    """Emit ``for i in range(0, m, 8): body(ld, st)``: ``unroll`` whole vectors per trip
+    (independent chains: one activation is a long chain of dependent operations), then
+    single vectors, then the last partial one under a mask. ``body`` gets ``ld(addr) ->
+    vector`` and ``st(vector, addr)`` for float32 arrays at the given base addresses
+    (offset by the loop position)."""
+    i64 = _I64
+    mload = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V8, [_PF, _I32, _V8I1, _V8]), "llvm.masked.load.v8f32.p0"
+    )
+    mstore = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [_V8, _PF, _I32, _V8I1]),
+        "llvm.masked.store.v8f32.p0",
+    )  # fmt: skip
+    align = ir.Constant(_I32, 4)
+
+    def ptr(addr, at):
+        return builder.gep(builder.inttoptr(addr, _PF), [at])
+
+    def counted_loop(start, stop, step, name, emit):
+        # for i in range(start, stop, step) with stop - start a multiple of step; returns i
+        # at exit.
+        pre = builder.block
+        loop = builder.append_basic_block(name)
+        after = builder.append_basic_block(name + ".end")
+        builder.cbranch(builder.icmp_signed("<", start, stop), loop, after)
+        builder.position_at_end(loop)
+        i = builder.phi(i64)
+        i.add_incoming(start, pre)
+        emit(i)
+        nxt = builder.add(i, ir.Constant(i64, step))
+        i.add_incoming(nxt, builder.block)
+        end = builder.block
+        builder.cbranch(builder.icmp_signed("<", nxt, stop), loop, after)
+        builder.position_at_end(after)
+        out = builder.phi(i64)
+        out.add_incoming(start, pre)
+        out.add_incoming(nxt, end)
+        return out
+
+    def whole(i):
+        body(lambda a: builder.load(builder.bitcast(ptr(a, i), _PV), align=4),
+             lambda v, a: builder.store(v, builder.bitcast(ptr(a, i), _PV), align=4))  # fmt: skip
+
+    def unrolled(i):
+        for u in range(unroll):
+            whole(builder.add(i, ir.Constant(i64, 8 * u)))
+
+    zero64 = ir.Constant(i64, 0)
+    mu = builder.and_(m, ir.Constant(i64, -8 * unroll))
+    m8 = builder.and_(m, ir.Constant(i64, -8))
+    i = counted_loop(zero64, mu, 8 * unroll, "v.loopu", unrolled)
+    counted_loop(i, m8, 8, "v.loop1", whole)
+    last = builder.append_basic_block("v.last")
+    done = builder.append_basic_block("v.done")
+    builder.cbranch(builder.icmp_signed("<", m8, m), last, done)
+    builder.position_at_end(last)
+    rem = builder.sub(m, m8)
+    remv = builder.insert_element(ir.Constant(_V8I64, ir.Undefined), rem, ir.Constant(_I32, 0))
+    remv = builder.shuffle_vector(remv, ir.Constant(_V8I64, ir.Undefined),
+                                  ir.Constant(_V8I32, [0] * 8))  # fmt: skip
+    mask = builder.icmp_signed("<", ir.Constant(_V8I64, list(range(8))), remv)
+    zero = ir.Constant(_V8, [0.0] * 8)
+    body(lambda a: builder.call(mload, [ptr(a, m8), align, mask, zero]),
+         lambda v, a: builder.call(mstore, [v, ptr(a, m8), align, mask]))  # fmt: skip
+    builder.branch(done)
+    builder.position_at_end(done)
+
+
+def _make_ew(n_ptrs, body):
+    """An intrinsic ``f(addr_1, ..., addr_n, m)`` running ``body`` over ``m`` elements
+    (int64 addresses of float32 arrays)."""
+
+    def typer(typingctx, *args):
+        def codegen(context, builder, signature, llargs):
+            addrs, m = llargs[:-1], llargs[-1]
+            _vloop(builder, m, lambda ld, st: body(builder, ld, st, addrs))
+            return context.get_dummy_value()
+
+        return types.void(*([types.int64] * (n_ptrs + 1))), codegen
+
+    # Numba's intrinsics need named parameters: spell them out.
+    names = ", ".join(f"a{i}" for i in range(n_ptrs + 1))
+    ns = {"typer": typer}
+    exec(f"def kernel(typingctx, {names}):\n    return typer(typingctx, {names})", ns)
+    return intrinsic(ns["kernel"])
+
+
+def _ew_fwd_seed1_body(b, ld, st, a):  # R, Z, h, aux: gates r, z and r * h
+    R, Z, h, aux = a
+    r = _vsigmoid(b, ld(R))
+    st(r, R)
+    st(_vsigmoid(b, ld(Z)), Z)
+    st(b.fmul(r, ld(h)), aux)
+
+
+def _ew_fwd_seed2_body(b, ld, st, a):  # N, Z, h, hnext: candidate and new state
+    N, Z, h, hn = a
+    n = _vtanh(b, ld(N))
+    st(n, N)
+    hp = ld(h)
+    st(b.fadd(hp, b.fmul(ld(Z), b.fsub(n, hp))), hn)
+
+
+def _ew_fwd_ra_body(b, ld, st, a):  # R, Z, N, h, aux (= h U_n + bh_n), hnext
+    R, Z, N, h, aux, hn = a
+    r = _vsigmoid(b, ld(R))
+    z = _vsigmoid(b, ld(Z))
+    n = _vtanh(b, _fma(b, r, ld(aux), ld(N)))
+    st(r, R)
+    st(z, Z)
+    st(n, N)
+    hp = ld(h)
+    st(b.fadd(hp, b.fmul(z, b.fsub(n, hp))), hn)
+
+
+def _ew_bwd_seed1_body(b, ld, st, a):  # Z, N, h, dh, dy
+    Z, N, h, dh, dy = a
+    one = _splat(1.0)
+    g = b.fadd(ld(dh), ld(dy))
+    z = ld(Z)
+    n = ld(N)
+    st(b.fmul(b.fmul(g, z), b.fsub(one, b.fmul(n, n))), N)
+    st(b.fmul(b.fmul(b.fmul(g, b.fsub(n, ld(h))), z), b.fsub(one, z)), Z)
+    st(b.fmul(g, b.fsub(one, z)), dh)
+
+
+def _ew_bwd_seed2_body(b, ld, st, a):  # R, h, tmp (gradient of r * h), dh
+    R, h, tmp, dh = a
+    r = ld(R)
+    d = ld(tmp)
+    st(b.fmul(b.fmul(b.fmul(d, ld(h)), r), b.fsub(_splat(1.0), r)), R)
+    st(b.fadd(ld(dh), b.fmul(d, r)), dh)
+
+
+def _ew_bwd_ra_body(b, ld, st, a):  # R, Z, N, h, aux, dan, dh, dy
+    R, Z, N, h, aux, dan, dh, dy = a
+    one = _splat(1.0)
+    g = b.fadd(ld(dh), ld(dy))
+    r = ld(R)
+    z = ld(Z)
+    n = ld(N)
+    dn = b.fmul(b.fmul(g, z), b.fsub(one, b.fmul(n, n)))
+    st(dn, dan)
+    st(b.fmul(b.fmul(b.fmul(dn, ld(aux)), r), b.fsub(one, r)), R)
+    st(b.fmul(b.fmul(b.fmul(g, b.fsub(n, ld(h))), z), b.fsub(one, z)), Z)
+    st(b.fmul(dn, r), N)
+    st(b.fmul(g, b.fsub(one, z)), dh)
+
+
+def _ew_act_body(b, ld, st, a):  # x, sigmoid(x), tanh(x): for tests and benchmarks
+    x, s, t = a
+    v = ld(x)
+    st(_vsigmoid(b, v), s)
+    st(_vtanh(b, v), t)
+
+
+_ew_fwd_seed1 = _make_ew(4, _ew_fwd_seed1_body)
+_ew_fwd_seed2 = _make_ew(4, _ew_fwd_seed2_body)
+_ew_fwd_ra = _make_ew(6, _ew_fwd_ra_body)
+_ew_bwd_seed1 = _make_ew(5, _ew_bwd_seed1_body)
+_ew_bwd_seed2 = _make_ew(4, _ew_bwd_seed2_body)
+_ew_bwd_ra = _make_ew(8, _ew_bwd_ra_body)
+_ew_act = _make_ew(3, _ew_act_body)
+
+
 @njit(**NJIT_OPTIONS)
-def gru_forward(X, h0, W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n, reset_after,
-                Hs, RZ, N, AUX, XP_rz, XP_n):  # fmt: skip
-    """Forward pass of one GRU layer over a time-major batch.
+def activations32(x, sig, tnh):
+    """The float32 kernels' sigmoid and tanh of ``x`` into ``sig`` and ``tnh`` (1-D
+    contiguous float32 arrays of one size): for accuracy checks and benchmarks."""
+    _ew_act(x.ctypes.data, sig.ctypes.data, tnh.ctypes.data, x.shape[0])
 
-    Parameters
-    ----------
-    X : (T, B, F) input sequence.
-    h0 : (B, H) initial state (may be ``Hs[0]`` itself).
-    W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n : parameter blocks (see ``params``);
-        ``bh_*`` are ignored unless ``reset_after``.
-    reset_after : bool, gate convention.
-    Hs : (T + 1, B, H) out: ``Hs[0] = h0``, ``Hs[t + 1]`` the state after step t.
-    RZ : (T, B, 2H) out: gates r and z.
-    N : (T, B, H) out: candidate n.
-    AUX : (T, B, H) out: ``r * h`` (seed) or ``h U_n + bh_n`` (reset-after), kept for BPTT.
-    XP_rz, XP_n : (T, B, 2H), (T, B, H) work: input projections.
+
+# --------------------------------------------------------------------------------------
+# float32 matrix products: register-tiled micro-kernels
+# --------------------------------------------------------------------------------------
+
+
+def _make_tile(MR, NV):
+    """An intrinsic for one register tile ``C (MR x 8NV) (+)= A (MR x K) B (K x 8NV) (+ bias)``.
+
+    Arguments (all ``intp``): ``a, sai, sak`` (address of ``A[0, 0]`` and element strides),
+    ``b, ldb`` (address of ``B[0, 0]``, row stride; rows contiguous; whole 8-lane vectors
+    are loaded, so up to 7 elements past each row's last used column must be readable),
+    ``c, ldc`` (rows contiguous), ``bias`` (0, or the address of a row added to every row
+    of the result; read as whole vectors), ``K``, ``acc`` (nonzero: add to ``C``) and
+    ``ncols`` (columns of ``C`` to store, ``8(NV-1) < ncols <= 8NV``; the last vector is
+    loaded and stored under a mask). The ``MR * NV`` accumulators stay in registers over the
+    k loop.
     """
-    T, B, F = X.shape
-    H = h0.shape[1]
-    H2 = 2 * H
-    X2 = X.reshape((T * B, F))
-    XP_rz2 = XP_rz.reshape((T * B, H2))
-    XP_n2 = XP_n.reshape((T * B, H))
-    np.dot(X2, W_rz, XP_rz2)
-    np.dot(X2, W_n, XP_n2)
-    for k in range(T * B):
-        for j in range(H2):
-            XP_rz2[k, j] += b_rz[j]
-        for j in range(H):
-            XP_n2[k, j] += b_n[j]
-    if reset_after:
-        # The recurrent r/z bias is constant over time: fold it into the projection.
-        for k in range(T * B):
-            for j in range(H2):
-                XP_rz2[k, j] += bh_rz[j]
-    Hs[0] = h0
-    for t in range(T):
-        h = Hs[t]
-        rz = RZ[t]
-        xrz = XP_rz[t]
-        xn = XP_n[t]
-        n = N[t]
-        aux = AUX[t]
-        hnext = Hs[t + 1]
-        np.dot(h, U_rz, rz)
-        for i in range(B):
-            for j in range(H2):
-                rz[i, j] = sigmoid(rz[i, j] + xrz[i, j])
-        if reset_after:
-            np.dot(h, U_n, aux)
-            for i in range(B):
-                for j in range(H):
-                    hn = aux[i, j] + bh_n[j]
-                    aux[i, j] = hn
-                    nn = tanh(xn[i, j] + rz[i, j] * hn)
-                    n[i, j] = nn
-                    hnext[i, j] = h[i, j] + rz[i, H + j] * (nn - h[i, j])
-        else:
-            for i in range(B):
-                for j in range(H):
-                    aux[i, j] = rz[i, j] * h[i, j]
-            np.dot(aux, U_n, n)
-            for i in range(B):
-                for j in range(H):
-                    nn = tanh(n[i, j] + xn[i, j])
-                    n[i, j] = nn
-                    hnext[i, j] = h[i, j] + rz[i, H + j] * (nn - h[i, j])
+
+    @intrinsic
+    def tile(typingctx, a, sai, sak, b, ldb, c, ldc, bias, K, acc, ncols):
+        sig = types.void(*([types.intp] * 11))
+
+        def codegen(context, builder, signature, args):
+            a_, sai_, sak_, b_, ldb_, c_, ldc_, bias_, K_, acc_, ncols_ = args
+            ap = builder.inttoptr(a_, _PF)
+            bp = builder.inttoptr(b_, _PF)
+            cp = builder.inttoptr(c_, _PF)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
+            )
+            zero = ir.Constant(_V8, [0.0] * 8)
+            undef = ir.Constant(_V8, ir.Undefined)
+            splat0 = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
+            pre = builder.block
+
+            def rows_of_b(k):
+                boff = builder.mul(k, ldb_)
+                out = []
+                for v in range(NV):
+                    ptr = builder.gep(bp, [builder.add(boff, ir.Constant(_I64, 8 * v))])
+                    out.append(builder.load(builder.bitcast(ptr, _PV), align=4))
+                return out
+
+            def a_splat(k, r):
+                off = builder.add(builder.mul(k, sak_), builder.mul(sai_, ir.Constant(_I64, r)))
+                s = builder.load(builder.gep(ap, [off]), align=4)
+                sv = builder.insert_element(undef, s, ir.Constant(_I32, 0))
+                return builder.shuffle_vector(sv, undef, splat0)
+
+            def phis(incoming):
+                out = []
+                for row in incoming:
+                    out.append([])
+                    for val, blk in row:
+                        p = builder.phi(_V8)
+                        for vv, bb in zip(val, blk, strict=True):
+                            p.add_incoming(vv, bb)
+                        out[-1].append(p)
+                return out
+
+            if MR > 1:
+                # k loop: the MR x NV accumulators are phis; one row of B (NV vectors) and
+                # MR broadcasts of A per step.
+                loop = builder.append_basic_block("tile.loop")
+                done = builder.append_basic_block("tile.done")
+                builder.cbranch(builder.icmp_signed(">", K_, ir.Constant(_I64, 0)), loop, done)
+                builder.position_at_end(loop)
+                k = builder.phi(_I64)
+                k.add_incoming(ir.Constant(_I64, 0), pre)
+                accs = [[builder.phi(_V8) for _v in range(NV)] for _r in range(MR)]
+                for row in accs:
+                    for p in row:
+                        p.add_incoming(zero, pre)
+                bv = rows_of_b(k)
+                new = []
+                for r in range(MR):
+                    sv = a_splat(k, r)
+                    new.append([builder.call(fma, [sv, bv[v], accs[r][v]]) for v in range(NV)])
+                k1 = builder.add(k, ir.Constant(_I64, 1))
+                k.add_incoming(k1, loop)
+                for r in range(MR):
+                    for v in range(NV):
+                        accs[r][v].add_incoming(new[r][v], loop)
+                builder.cbranch(builder.icmp_signed("<", k1, K_), loop, done)
+                builder.position_at_end(done)
+                fin = phis([[((zero, new[r][v]), (pre, loop)) for v in range(NV)]
+                            for r in range(MR)])  # fmt: skip
+            else:
+                # One row (a matrix-vector product): the k loop is a chain of dependent
+                # FMAs per vector, so even and odd k go to two sets of accumulators.
+                loop = builder.append_basic_block("tile.loop2")
+                mid = builder.append_basic_block("tile.mid")
+                odd = builder.append_basic_block("tile.odd")
+                done = builder.append_basic_block("tile.done")
+                builder.cbranch(builder.icmp_signed(">", K_, ir.Constant(_I64, 1)), loop, mid)
+                builder.position_at_end(loop)
+                k = builder.phi(_I64)
+                k.add_incoming(ir.Constant(_I64, 0), pre)
+                acc0 = [builder.phi(_V8) for _v in range(NV)]
+                acc1 = [builder.phi(_V8) for _v in range(NV)]
+                for p in acc0 + acc1:
+                    p.add_incoming(zero, pre)
+                kb = builder.add(k, ir.Constant(_I64, 1))
+                b0, b1 = rows_of_b(k), rows_of_b(kb)
+                s0, s1 = a_splat(k, 0), a_splat(kb, 0)
+                n0 = [builder.call(fma, [s0, b0[v], acc0[v]]) for v in range(NV)]
+                n1 = [builder.call(fma, [s1, b1[v], acc1[v]]) for v in range(NV)]
+                k2 = builder.add(k, ir.Constant(_I64, 2))
+                k.add_incoming(k2, loop)
+                for v in range(NV):
+                    acc0[v].add_incoming(n0[v], loop)
+                    acc1[v].add_incoming(n1[v], loop)
+                more = builder.icmp_signed("<", builder.add(k2, ir.Constant(_I64, 1)), K_)
+                builder.cbranch(more, loop, mid)
+                builder.position_at_end(mid)
+                kk = builder.phi(_I64)
+                kk.add_incoming(ir.Constant(_I64, 0), pre)
+                kk.add_incoming(k2, loop)
+                m0 = [builder.phi(_V8) for _v in range(NV)]
+                m1 = [builder.phi(_V8) for _v in range(NV)]
+                for v in range(NV):
+                    m0[v].add_incoming(zero, pre)
+                    m0[v].add_incoming(n0[v], loop)
+                    m1[v].add_incoming(zero, pre)
+                    m1[v].add_incoming(n1[v], loop)
+                builder.cbranch(builder.icmp_signed("<", kk, K_), odd, done)
+                builder.position_at_end(odd)
+                bo = rows_of_b(kk)
+                so = a_splat(kk, 0)
+                o0 = [builder.call(fma, [so, bo[v], m0[v]]) for v in range(NV)]
+                builder.branch(done)
+                builder.position_at_end(done)
+                f0 = phis([[((m0[v], o0[v]), (mid, odd)) for v in range(NV)]])[0]
+                fin = [[builder.fadd(f0[v], m1[v]) for v in range(NV)]]
+            # The bias row (zero when there is none).
+            hasb = builder.icmp_signed("!=", bias_, ir.Constant(_I64, 0))
+            from_block = builder.block
+            with builder.if_then(hasb):
+                biasp = builder.inttoptr(bias_, _PF)
+                loaded = []
+                for v in range(NV):
+                    ptr = builder.bitcast(builder.gep(biasp, [ir.Constant(_I64, 8 * v)]), _PV)
+                    loaded.append(builder.load(ptr, align=4))
+                load_block = builder.block
+            bvec = []
+            for v in range(NV):
+                p = builder.phi(_V8)
+                p.add_incoming(zero, from_block)
+                p.add_incoming(loaded[v], load_block)
+                bvec.append(p)
+            doacc = builder.icmp_signed("!=", acc_, ir.Constant(_I64, 0))
+            # Lanes of the last vector to store: ncols - 8 (NV - 1), as a mask.
+            rem = builder.sub(ncols_, ir.Constant(_I64, 8 * (NV - 1)))
+            remv = builder.insert_element(ir.Constant(_V8I64, ir.Undefined), rem,
+                                          ir.Constant(_I32, 0))  # fmt: skip
+            remv = builder.shuffle_vector(remv, ir.Constant(_V8I64, ir.Undefined), splat0)
+            mask = builder.icmp_signed("<", ir.Constant(_V8I64, list(range(8))), remv)
+            mload = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(_V8, [_PF, _I32, _V8I1, _V8]),
+                "llvm.masked.load.v8f32.p0",
+            )
+            mstore = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [_V8, _PF, _I32, _V8I1]),
+                "llvm.masked.store.v8f32.p0",
+            )
+            align = ir.Constant(_I32, 4)
+            for r in range(MR):
+                crow = builder.mul(ldc_, ir.Constant(_I64, r))
+                for v in range(NV):
+                    val = builder.fadd(fin[r][v], bvec[v])
+                    ptr = builder.gep(cp, [builder.add(crow, ir.Constant(_I64, 8 * v))])
+                    if v < NV - 1:
+                        vptr = builder.bitcast(ptr, _PV)
+                        old = builder.load(vptr, align=4)
+                        builder.store(builder.select(doacc, builder.fadd(old, val), val), vptr,
+                                      align=4)  # fmt: skip
+                    else:
+                        old = builder.call(mload, [ptr, align, mask, zero])
+                        res = builder.select(doacc, builder.fadd(old, val), val)
+                        builder.call(mstore, [res, ptr, align, mask])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+# 4 rows x 1-3 vectors (up to 12 of the 16 AVX2 registers as accumulators), narrower and
+# wider shapes for the row remainder and for matrix-vector products (one row, two sets of
+# accumulators: up to 14 registers).
+_t4_1, _t4_2, _t4_3 = _make_tile(4, 1), _make_tile(4, 2), _make_tile(4, 3)
+_t3_1, _t3_2, _t3_3 = _make_tile(3, 1), _make_tile(3, 2), _make_tile(3, 3)
+_t2_1, _t2_2, _t2_3, _t2_4 = _make_tile(2, 1), _make_tile(2, 2), _make_tile(2, 3), _make_tile(2, 4)
+_t1_1, _t1_2, _t1_3, _t1_4 = _make_tile(1, 1), _make_tile(1, 2), _make_tile(1, 3), _make_tile(1, 4)
+_t1_5, _t1_6, _t1_7 = _make_tile(1, 5), _make_tile(1, 6), _make_tile(1, 7)
 
 
 @njit(**NJIT_OPTIONS)
-def gru_backward(X, Hs, RZ, N, AUX, W_rz, W_n, U_rz, U_n, reset_after, dY,
-                 DA_rz, DA_n, DHN, dh, tmp, DXT,
-                 gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, need_dx):  # fmt: skip
-    """Backpropagation through time for one GRU layer.
-
-    Parameters
-    ----------
-    X, Hs, RZ, N, AUX : the forward pass's input and saved arrays.
-    W_rz, W_n, U_rz, U_n : parameter blocks.
-    reset_after : bool.
-    dY : (T, B, H) gradient of the loss with respect to ``Hs[1:]``.
-    DA_rz, DA_n, DHN : (T, B, 2H), (T, B, H), (T, B, H) work (may alias the forward's
-        ``XP_rz``/``XP_n``, which are dead by now).
-    dh : (B, H) out: the gradient with respect to ``h0``.
-    tmp : (B, H) work.
-    DXT : (T, B, F) work, used when ``need_dx``.
-    gW_rz ... gbh_n : out: parameter gradients (overwritten; ``gbh_*`` only when
-        ``reset_after``).
-    dX : (T, B, F) out: gradient with respect to ``X`` when ``need_dx``.
-    """
-    T, B, F = X.shape
-    H = dh.shape[1]
-    H2 = 2 * H
-    dh[:] = 0.0
-    for t in range(T - 1, -1, -1):
-        h = Hs[t]
-        rz = RZ[t]
-        n = N[t]
-        aux = AUX[t]
-        dy = dY[t]
-        darz = DA_rz[t]
-        dan = DA_n[t]
-        for i in range(B):
-            for j in range(H):
-                g = dh[i, j] + dy[i, j]
-                z = rz[i, H + j]
-                nn = n[i, j]
-                dan[i, j] = g * z * (1.0 - nn * nn)
-                darz[i, H + j] = g * (nn - h[i, j]) * z * (1.0 - z)
-                dh[i, j] = g * (1.0 - z)
-        if reset_after:
-            dhn = DHN[t]
-            for i in range(B):
-                for j in range(H):
-                    r = rz[i, j]
-                    darz[i, j] = dan[i, j] * aux[i, j] * r * (1.0 - r)
-                    dhn[i, j] = dan[i, j] * r
-            np.dot(dhn, U_n.T, tmp)
-            for i in range(B):
-                for j in range(H):
-                    dh[i, j] += tmp[i, j]
+def _tile(mr, nv, a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc):
+    if mr == 4:
+        if nv == 3:
+            _t4_3(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 2:
+            _t4_2(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
         else:
-            np.dot(dan, U_n.T, tmp)  # gradient with respect to r * h
-            for i in range(B):
-                for j in range(H):
-                    r = rz[i, j]
-                    darz[i, j] = tmp[i, j] * h[i, j] * r * (1.0 - r)
-                    dh[i, j] += tmp[i, j] * r
-        np.dot(darz, U_rz.T, tmp)
-        for i in range(B):
-            for j in range(H):
-                dh[i, j] += tmp[i, j]
-
-    TB = T * B
-    DA_rz2 = DA_rz.reshape((TB, H2))
-    DA_n2 = DA_n.reshape((TB, H))
-    Hprev2 = Hs[:T].reshape((TB, H))
-    X2 = X.reshape((TB, F))
-    np.dot(Hprev2.T, DA_rz2, gU_rz)
-    if reset_after:
-        DHN2 = DHN.reshape((TB, H))
-        np.dot(Hprev2.T, DHN2, gU_n)
-        _colsum(DHN2, gbh_n)
+            _t4_1(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif mr == 3:
+        if nv == 3:
+            _t3_3(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 2:
+            _t3_2(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        else:
+            _t3_1(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif mr == 2:
+        if nv == 4:
+            _t2_4(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 3:
+            _t2_3(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 2:
+            _t2_2(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        else:
+            _t2_1(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif nv <= 4:
+        if nv == 4:
+            _t1_4(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 3:
+            _t1_3(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        elif nv == 2:
+            _t1_2(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+        else:
+            _t1_1(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif nv == 7:
+        _t1_7(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif nv == 6:
+        _t1_6(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
     else:
-        np.dot(AUX.reshape((TB, H)).T, DA_n2, gU_n)
-    np.dot(X2.T, DA_rz2, gW_rz)
-    np.dot(X2.T, DA_n2, gW_n)
-    _colsum(DA_rz2, gb_rz)
-    _colsum(DA_n2, gb_n)
-    if reset_after:
-        gbh_rz[:] = gb_rz
-    if need_dx:
-        dX2 = dX.reshape((TB, F))
-        DXT2 = DXT.reshape((TB, F))
-        np.dot(DA_rz2, W_rz.T, dX2)
-        np.dot(DA_n2, W_n.T, DXT2)
-        for k in range(TB):
-            for j in range(F):
-                dX2[k, j] += DXT2[k, j]
+        _t1_5(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
 
 
 @njit(**NJIT_OPTIONS)
-def _colsum(A, out):
+def _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc):
+    """``C (+)= a b + bias`` for a column ``a (M,)`` and a row ``b (N,)`` (addresses)."""
+    proto = np.float32(0)
+    b = carray(_ptr(b0, proto), N)
+    bias = carray(_ptr(bias0 if bias0 != 0 else b0, proto), N)
+    hb = np.float32(1) if bias0 != 0 else np.float32(0)
+    for i in range(M):
+        a = carray(_ptr(a0 + 4 * i * sai, proto), 1)[0]
+        c = carray(_ptr(c0 + 4 * i * ldc, proto), N)
+        if acc:
+            for j in range(N):
+                c[j] += a * b[j] + hb * bias[j]
+        else:
+            for j in range(N):
+                c[j] = a * b[j] + hb * bias[j]
+
+
+_SGEMM_SIG = types.void(*([types.int64] * 12))
+
+
+@cfunc(_SGEMM_SIG, cache=NJIT_OPTIONS["cache"], error_model="numpy")
+def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
+    """``C (M, N) (+)= A (M, K) B (K, N) (+ bias)`` on float32 addresses and element strides.
+
+    ``K`` in panels of ``GEMM_KC`` (a panel of B stays in L1 while every row block of A
+    passes over it); row blocks of 4 outside, the row's vectors split into near-equal
+    column blocks inside (no lone 1-vector block where avoidable). The bias is added once.
+    """
+    if M <= 0 or N <= 0:
+        return
+    if K == 1:
+        # An outer product (a layer with one input feature): no k loop to amortise a tile's
+        # set-up on, and the compiler vectorises the row update well.
+        _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
+        return
+    k0 = 0
+    while True:
+        kk = max(min(GEMM_KC, K - k0), 0)  # one pass with kk = 0 when K = 0: C = bias
+        first = k0 == 0
+        ac = acc if first else 1
+        bz = bias0 if first else 0
+        ak = a0 + 4 * k0 * sak
+        bk = b0 + 4 * k0 * ldb
+        i = 0
+        while i < M:
+            mr = min(4, M - i)
+            maxv = 3 if mr >= 3 else (4 if mr == 2 else 7)
+            nvec = (N + 7) // 8
+            nblk = (nvec + maxv - 1) // maxv
+            j0 = 0
+            for q in range(nblk):
+                nv = nvec // nblk + (1 if q < nvec % nblk else 0)
+                nc = min(8 * nv, N - j0)
+                _tile(mr, nv, ak + 4 * i * sai, sai, sak, bk + 4 * j0, ldb,
+                      c0 + 4 * (i * ldc + j0), ldc, bz + 4 * j0 if bz != 0 else 0, kk, ac,
+                      nc)  # fmt: skip
+                j0 += nc
+            i += mr
+        k0 += GEMM_KC
+        if k0 >= K:
+            break
+
+
+# The kernels call _sgemm_c by this name: the JIT linker resolves it to the compiled
+# function, and cached kernels keep working in a new process (the symbol is registered
+# again at import, before any kernel is loaded).
+_SGEMM_SYMBOL = "fastgru_sgemm_f32_v1"
+llvm.add_symbol(_SGEMM_SYMBOL, _sgemm_c.address)
+
+
+@intrinsic
+def _sgemm(typingctx, a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
+    """Call ``_sgemm_c`` by symbol (integer arguments of any width; ``acc`` may be a bool)."""
+    sig = types.void(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(), [_I64] * 12)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _SGEMM_SYMBOL)
+        cast = [context.cast(builder, v, t, types.int64)
+                for v, t in zip(args, signature.args, strict=True)]  # fmt: skip
+        builder.call(fn, cast)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# --------------------------------------------------------------------------------------
+# float64 matrix products: BLAS dgemm through Numba's SciPy binding
+# --------------------------------------------------------------------------------------
+@intrinsic
+def _dgemm(typingctx, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """Column-major BLAS ``dgemm`` (alpha 1) through Numba's own SciPy BLAS binding."""
+    from numba.np.linalg import ensure_blas
+
+    ensure_blas()
+    sig = types.void(*([types.intp] * 9), types.float64, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        transa_, transb_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+        i8 = ir.IntType(8)
+        vp = ir.PointerType(i8)
+        fnty = ir.FunctionType(ir.IntType(32), [i8, i8, i8, _I64, _I64, _I64, vp, vp, _I64,
+                                                vp, _I64, vp, vp, _I64])  # fmt: skip
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        alpha = cgutils.alloca_once_value(builder, ir.Constant(ir.DoubleType(), 1.0))
+        betap = cgutils.alloca_once_value(builder, beta_)
+        builder.call(fn, [ir.Constant(i8, ord("d")), builder.trunc(transa_, i8),
+                          builder.trunc(transb_, i8), m_, n_, k_,
+                          builder.bitcast(alpha, vp), builder.inttoptr(a_, vp), lda_,
+                          builder.inttoptr(b_, vp), ldb_, builder.bitcast(betap, vp),
+                          builder.inttoptr(c_, vp), ldc_])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(**NJIT_OPTIONS)
+def _blas_operand(rows, cols, s_row, s_col):
+    """BLAS ``(trans, ld)`` presenting a ``rows x cols`` operand (element strides
+    ``s_row``, ``s_col``) transposed in column-major order; ``(-1, 0)`` if impossible."""
+    if (s_col == 1 or cols == 1) and (s_row >= cols or rows == 1):
+        return ord("n"), max(s_row, cols, 1)
+    if (s_row == 1 or rows == 1) and (s_col >= rows or cols == 1):
+        return ord("t"), max(s_col, rows, 1)
+    return -1, 0
+
+
+@njit(**NJIT_OPTIONS)
+def _gemm_f64(A, B, C, acc, bias, has_bias):
+    M, K = A.shape
+    N = C.shape[1]
+    if M == 0 or N == 0:
+        return
+    # Row-major C = A B is column-major C^T = B^T A^T.
+    ta, lda = _blas_operand(K, N, B.strides[0] // 8, B.strides[1] // 8)
+    tb, ldb = _blas_operand(M, K, A.strides[0] // 8, A.strides[1] // 8)
+    if K == 0 or ta < 0 or tb < 0 or C.strides[1] // 8 != 1:
+        for i in range(M):
+            for j in range(N):
+                s = C[i, j] if acc else 0.0
+                for kk in range(K):
+                    s += A[i, kk] * B[kk, j]
+                C[i, j] = s
+    else:
+        _dgemm(ta, tb, N, M, K, B.ctypes.data, lda, A.ctypes.data, ldb,
+               1.0 if acc else 0.0, C.ctypes.data, max(C.strides[0] // 8, N))  # fmt: skip
+    if has_bias:
+        for i in range(M):
+            for j in range(N):
+                C[i, j] += bias[j]
+
+
+def gemm(A, B, C, acc):
+    """``C = A @ B`` (``acc`` false) or ``C += A @ B`` for 2-D views with unit column
+    stride in ``B`` and ``C`` (any strides in ``A``: transposed views are fine).
+
+    float32: the register-tiled kernels; up to 7 elements past the end of each used row of
+    ``B`` are read (and ignored), which the work buffers guarantee with :data:`GUARD`.
+    float64: BLAS. Compiled by Numba only.
+    """
+    raise NotImplementedError
+
+
+def gemm_bias(A, B, C, bias):
+    """``C = A @ B + bias`` (the row ``bias`` added to every row); as :func:`gemm`."""
+    raise NotImplementedError
+
+
+# Inlined (Numba IR): for float32 the body is a single call of the kernel by symbol, so
+# no function is compiled per combination of array layouts.
+@overload(gemm, jit_options=_EW_OPTIONS)
+def _ov_gemm(A, B, C, acc):
+    if A.dtype == types.float32:
+
+        def impl(A, B, C, acc):
+            _sgemm(A.ctypes.data, A.strides[0] // 4, A.strides[1] // 4, B.ctypes.data,
+                   B.strides[0] // 4, C.ctypes.data, C.strides[0] // 4, 0, A.shape[0],
+                   C.shape[1], A.shape[1], acc)  # fmt: skip
+
+        return impl
+    return lambda A, B, C, acc: _gemm_f64(A, B, C, acc, C[0], False)
+
+
+@overload(gemm_bias, jit_options=_EW_OPTIONS)
+def _ov_gemm_bias(A, B, C, bias):
+    if A.dtype == types.float32:
+
+        def impl(A, B, C, bias):
+            _sgemm(A.ctypes.data, A.strides[0] // 4, A.strides[1] // 4, B.ctypes.data,
+                   B.strides[0] // 4, C.ctypes.data, C.strides[0] // 4, bias.ctypes.data,
+                   A.shape[0], C.shape[1], A.shape[1], False)  # fmt: skip
+
+        return impl
+    return lambda A, B, C, bias: _gemm_f64(A, B, C, False, bias, True)
+
+
+@njit(**NJIT_OPTIONS)
+def _colsum(A, out, acc):
     # Sum in the array's dtype, row by row: a fixed order, so the result is deterministic.
-    out[:] = 0.0
+    if not acc:
+        out[:] = 0.0
     for k in range(A.shape[0]):
         for j in range(A.shape[1]):
             out[j] += A[k, j]
 
 
 # --------------------------------------------------------------------------------------
-# Loss
+# Elementwise parts of a step, on (B, H) blocks: float32 vector kernels, float64 loops
 # --------------------------------------------------------------------------------------
+def ew_fwd_seed1(R, Z, h, aux):
+    """Seed forward, part 1: ``R, Z <- sigmoid(R), sigmoid(Z)``; ``aux <- r * h``."""
+    raise NotImplementedError
+
+
+def ew_fwd_seed2(N, Z, h, hnext):
+    """Seed forward, part 2: ``N <- tanh(N)``; ``hnext <- h + z (n - h)``."""
+    raise NotImplementedError
+
+
+def ew_fwd_ra(R, Z, N, h, aux, hnext):
+    """Reset-after forward: ``r, z = sigmoid(R, Z)``, ``n = tanh(N + r aux)`` into ``R, Z,
+    N``; ``hnext <- h + z (n - h)``."""
+    raise NotImplementedError
+
+
+def ew_bwd_seed1(Z, N, h, dh, dy):
+    """Seed backward, part 1 (``g = dh + dy``): ``N <- g z (1 - n^2)``,
+    ``Z <- g (n - h) z (1 - z)``, ``dh <- g (1 - z)``."""
+    raise NotImplementedError
+
+
+def ew_bwd_seed2(R, h, tmp, dh):
+    """Seed backward, part 2 (``tmp``: gradient of ``r * h``): ``R <- tmp h r (1 - r)``,
+    ``dh += tmp r``."""
+    raise NotImplementedError
+
+
+def ew_bwd_ra(R, Z, N, h, aux, dan, dh, dy):
+    """Reset-after backward (``g = dh + dy``): ``dan <- g z (1 - n^2)``,
+    ``R <- dan aux r (1 - r)``, ``Z <- g (n - h) z (1 - z)``, ``N <- dan r``,
+    ``dh <- g (1 - z)``."""
+    raise NotImplementedError
+
+
 @njit(**NJIT_OPTIONS)
-def loss_and_grad(yhat, y, loss_kind, delta, dyhat):
-    """Mean loss over all ``B * O`` entries and its gradient with respect to ``yhat``.
+def _fwd_seed1_f64(R, Z, h, aux):
+    r1, z1, h1, a1 = R.ravel(), Z.ravel(), h.ravel(), aux.ravel()
+    for k in range(r1.shape[0]):
+        r = sigmoid(r1[k])
+        r1[k] = r
+        z1[k] = sigmoid(z1[k])
+        a1[k] = r * h1[k]
 
-    ``loss_kind``: 0 mean squared error, 1 mean absolute error, 2 Huber with threshold
-    ``delta`` (``0.5 e^2`` for ``|e| <= delta``, else ``delta (|e| - delta / 2)``, as Keras).
-    The sum is accumulated in float64.
-    """
-    B, O = yhat.shape
-    inv = 1.0 / (B * O)
-    total = 0.0
-    for i in range(B):
-        for j in range(O):
-            e = float(yhat[i, j]) - float(y[i, j])
-            if loss_kind == 0:
-                total += e * e
-                dyhat[i, j] = 2.0 * e * inv
-            elif loss_kind == 1:
-                total += abs(e)
-                dyhat[i, j] = (1.0 if e > 0 else (-1.0 if e < 0 else 0.0)) * inv
-            else:
-                a = abs(e)
-                if a <= delta:
-                    total += 0.5 * e * e
-                    dyhat[i, j] = e * inv
-                else:
-                    total += delta * (a - 0.5 * delta)
-                    dyhat[i, j] = (delta if e > 0 else -delta) * inv
-    return total * inv
+
+@njit(**NJIT_OPTIONS)
+def _fwd_seed2_f64(N, Z, h, hnext):
+    n1, z1, h1, hn1 = N.ravel(), Z.ravel(), h.ravel(), hnext.ravel()
+    for k in range(n1.shape[0]):
+        nn = tanh(n1[k])
+        n1[k] = nn
+        hn1[k] = h1[k] + z1[k] * (nn - h1[k])
+
+
+@njit(**NJIT_OPTIONS)
+def _fwd_ra_f64(R, Z, N, h, aux, hnext):
+    r1, z1, n1, h1, a1, hn1 = R.ravel(), Z.ravel(), N.ravel(), h.ravel(), aux.ravel(), hnext.ravel()
+    for k in range(r1.shape[0]):
+        r = sigmoid(r1[k])
+        z = sigmoid(z1[k])
+        nn = tanh(n1[k] + r * a1[k])
+        r1[k] = r
+        z1[k] = z
+        n1[k] = nn
+        hn1[k] = h1[k] + z * (nn - h1[k])
+
+
+@njit(**NJIT_OPTIONS)
+def _bwd_seed1_f64(Z, N, h, dh, dy):
+    z1, n1, h1, d1, y1 = Z.ravel(), N.ravel(), h.ravel(), dh.ravel(), dy.ravel()
+    for k in range(z1.shape[0]):
+        g = d1[k] + y1[k]
+        z = z1[k]
+        nn = n1[k]
+        n1[k] = g * z * (1.0 - nn * nn)
+        z1[k] = g * (nn - h1[k]) * z * (1.0 - z)
+        d1[k] = g * (1.0 - z)
+
+
+@njit(**NJIT_OPTIONS)
+def _bwd_seed2_f64(R, h, tmp, dh):
+    r1, h1, t1, d1 = R.ravel(), h.ravel(), tmp.ravel(), dh.ravel()
+    for k in range(r1.shape[0]):
+        r = r1[k]
+        d = t1[k]
+        r1[k] = d * h1[k] * r * (1.0 - r)
+        d1[k] += d * r
+
+
+@njit(**NJIT_OPTIONS)
+def _bwd_ra_f64(R, Z, N, h, aux, dan, dh, dy):
+    r1, z1, n1, h1, a1 = R.ravel(), Z.ravel(), N.ravel(), h.ravel(), aux.ravel()
+    dn1, d1, y1 = dan.ravel(), dh.ravel(), dy.ravel()
+    for k in range(r1.shape[0]):
+        g = d1[k] + y1[k]
+        r = r1[k]
+        z = z1[k]
+        nn = n1[k]
+        dn = g * z * (1.0 - nn * nn)
+        dn1[k] = dn
+        r1[k] = dn * a1[k] * r * (1.0 - r)
+        z1[k] = g * (nn - h1[k]) * z * (1.0 - z)
+        n1[k] = dn * r
+        d1[k] = g * (1.0 - z)
+
+
+# float32: one call of the vector kernel on the blocks' addresses (the blocks are
+# C-contiguous (B, H) slices); float64: the exact loop. Inlined (Numba IR): nothing is
+# compiled per call site.
+
+
+@overload(ew_fwd_seed1, jit_options=_EW_OPTIONS)
+def _ov_fwd_seed1(R, Z, h, aux):
+    if R.dtype == types.float32:
+        return lambda R, Z, h, aux: _ew_fwd_seed1(
+            R.ctypes.data, Z.ctypes.data, h.ctypes.data, aux.ctypes.data, R.size
+        )
+    return lambda R, Z, h, aux: _fwd_seed1_f64(R, Z, h, aux)
+
+
+@overload(ew_fwd_seed2, jit_options=_EW_OPTIONS)
+def _ov_fwd_seed2(N, Z, h, hnext):
+    if N.dtype == types.float32:
+        return lambda N, Z, h, hnext: _ew_fwd_seed2(
+            N.ctypes.data, Z.ctypes.data, h.ctypes.data, hnext.ctypes.data, N.size
+        )
+    return lambda N, Z, h, hnext: _fwd_seed2_f64(N, Z, h, hnext)
+
+
+@overload(ew_fwd_ra, jit_options=_EW_OPTIONS)
+def _ov_fwd_ra(R, Z, N, h, aux, hnext):
+    if R.dtype == types.float32:
+        return lambda R, Z, N, h, aux, hnext: _ew_fwd_ra(
+            R.ctypes.data, Z.ctypes.data, N.ctypes.data, h.ctypes.data, aux.ctypes.data,
+            hnext.ctypes.data, R.size,
+        )  # fmt: skip
+    return lambda R, Z, N, h, aux, hnext: _fwd_ra_f64(R, Z, N, h, aux, hnext)
+
+
+@overload(ew_bwd_seed1, jit_options=_EW_OPTIONS)
+def _ov_bwd_seed1(Z, N, h, dh, dy):
+    if Z.dtype == types.float32:
+        return lambda Z, N, h, dh, dy: _ew_bwd_seed1(
+            Z.ctypes.data, N.ctypes.data, h.ctypes.data, dh.ctypes.data, dy.ctypes.data, Z.size
+        )
+    return lambda Z, N, h, dh, dy: _bwd_seed1_f64(Z, N, h, dh, dy)
+
+
+@overload(ew_bwd_seed2, jit_options=_EW_OPTIONS)
+def _ov_bwd_seed2(R, h, tmp, dh):
+    if R.dtype == types.float32:
+        return lambda R, h, tmp, dh: _ew_bwd_seed2(
+            R.ctypes.data, h.ctypes.data, tmp.ctypes.data, dh.ctypes.data, R.size
+        )
+    return lambda R, h, tmp, dh: _bwd_seed2_f64(R, h, tmp, dh)
+
+
+@overload(ew_bwd_ra, jit_options=_EW_OPTIONS)
+def _ov_bwd_ra(R, Z, N, h, aux, dan, dh, dy):
+    if R.dtype == types.float32:
+        return lambda R, Z, N, h, aux, dan, dh, dy: _ew_bwd_ra(
+            R.ctypes.data, Z.ctypes.data, N.ctypes.data, h.ctypes.data, aux.ctypes.data,
+            dan.ctypes.data, dh.ctypes.data, dy.ctypes.data, R.size,
+        )  # fmt: skip
+    return lambda R, Z, N, h, aux, dan, dh, dy: _bwd_ra_f64(R, Z, N, h, aux, dan, dh, dy)
 
 
 # --------------------------------------------------------------------------------------
-# The network: carving views out of theta and out of the work buffer
+# Parameters: views into theta and the per-batch packed copies the kernels multiply by
 # --------------------------------------------------------------------------------------
 @njit(**NJIT_OPTIONS)
 def layer_params(theta, layout, l, reset_after):
@@ -287,119 +996,416 @@ def head_params(theta, head):
 
 
 @njit(**NJIT_OPTIONS)
-def _take(ws, off, a, b, c):
-    return ws[off : off + a * b * c].reshape((a, b, c)), off + a * b * c
+def _layer_pack_size(F, H):
+    return 6 * F * H + 6 * H * H + 4 * H
 
 
 @njit(**NJIT_OPTIONS)
-def layer_workspace_size(T, B, F, H):
-    return (T + 1) * B * H + 9 * T * B * H + T * B * F + 2 * B * H
+def pack_size(layout):
+    """Length of the packed-weights buffer (``pack_weights``), guard included."""
+    total = GUARD
+    for l in range(layout.shape[0]):
+        total += _layer_pack_size(layout[l, F_], layout[l, H_])
+    return total
+
+
+@njit(**NJIT_OPTIONS)
+def _packed(wpack, layout, l):
+    """Views of layer ``l`` in the packed buffer, gate by gate (r, z, n): ``W (3, F, H)``,
+    ``U (3, H, H)``, their transposes ``UT (3, H, H)``, ``WT (3, H, F)``, and the biases
+    ``bias (4, H)``: the input-side ``b_r (+ bh_r)``, ``b_z (+ bh_z)``, ``b_n``, then
+    ``bh_n`` (reset-after)."""
+    off = 0
+    for q in range(l):
+        off += _layer_pack_size(layout[q, F_], layout[q, H_])
+    F = layout[l, F_]
+    H = layout[l, H_]
+    W = wpack[off : off + 3 * F * H].reshape((3, F, H))
+    off += 3 * F * H
+    U = wpack[off : off + 3 * H * H].reshape((3, H, H))
+    off += 3 * H * H
+    UT = wpack[off : off + 3 * H * H].reshape((3, H, H))
+    off += 3 * H * H
+    WT = wpack[off : off + 3 * H * F].reshape((3, H, F))
+    off += 3 * H * F
+    bias = wpack[off : off + 4 * H].reshape((4, H))
+    return W, U, UT, WT, bias
+
+
+@njit(**NJIT_OPTIONS)
+def pack_weights(theta, layout, reset_after, wpack, backward):
+    """Copy every layer's weights into ``wpack`` gate by gate (and the transposes when
+    ``backward``): a few microseconds per batch on the seed network."""
+    for l in range(layout.shape[0]):
+        F = layout[l, F_]
+        H = layout[l, H_]
+        W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n = layer_params(theta, layout, l,
+                                                                    reset_after)  # fmt: skip
+        W, U, UT, WT, bias = _packed(wpack, layout, l)
+        for f in range(F):
+            for j in range(H):
+                W[0, f, j] = W_rz[f, j]
+                W[1, f, j] = W_rz[f, H + j]
+                W[2, f, j] = W_n[f, j]
+        for k in range(H):
+            for j in range(H):
+                U[0, k, j] = U_rz[k, j]
+                U[1, k, j] = U_rz[k, H + j]
+                U[2, k, j] = U_n[k, j]
+        if backward:
+            for q in range(3):
+                for j in range(H):
+                    for k in range(H):
+                        UT[q, j, k] = U[q, k, j]
+                    for f in range(F):
+                        WT[q, j, f] = W[q, f, j]
+        for j in range(H):
+            if reset_after:
+                bias[0, j] = b_rz[j] + bh_rz[j]
+                bias[1, j] = b_rz[H + j] + bh_rz[H + j]
+                bias[3, j] = bh_n[j]
+            else:
+                bias[0, j] = b_rz[j]
+                bias[1, j] = b_rz[H + j]
+                bias[3, j] = 0.0
+            bias[2, j] = b_n[j]
+
+
+# --------------------------------------------------------------------------------------
+# One GRU layer: the whole sequence forward, and backpropagation through time
+# --------------------------------------------------------------------------------------
+@njit(**NJIT_OPTIONS)
+def gru_forward(X, W, U, bias, reset_after, Hs, G, AUX):
+    """Forward pass of one GRU layer over a time-major batch, saving what BPTT needs.
+
+    Parameters
+    ----------
+    X : (T, B, F) input sequence.
+    W, U, bias : packed weights (``_packed``).
+    reset_after : bool, gate convention.
+    Hs : (T + 1, B, H) in/out: ``Hs[0]`` the initial state on entry, ``Hs[t + 1]`` the state
+        after step t.
+    G : (3, T, B, H) out: the gates r, z, n.
+    AUX : (T, B, H) out: ``r * h`` (seed) or ``h U_n + bh_n`` (reset-after).
+    """
+    T, B, F = X.shape
+    H = Hs.shape[2]
+    # Input projections of all steps, biases included: G[q] = X W[q] + bias[q].
+    X2 = X.reshape((T * B, F))
+    for q in range(3):
+        gemm_bias(X2, W[q], G[q].reshape((T * B, H)), bias[q])
+    for t in range(T):
+        # One step on (B, H) blocks: recurrent products into the projections, then the
+        # elementwise part (B * H contiguous elements per block).
+        h = Hs[t]
+        R = G[0, t]
+        Z = G[1, t]
+        N = G[2, t]
+        aux = AUX[t]
+        gemm(h, U[0], R, True)
+        gemm(h, U[1], Z, True)
+        if reset_after:
+            gemm_bias(h, U[2], aux, bias[3])
+            ew_fwd_ra(R, Z, N, h, aux, Hs[t + 1])
+        else:
+            ew_fwd_seed1(R, Z, h, aux)
+            gemm(aux, U[2], N, True)
+            ew_fwd_seed2(N, Z, h, Hs[t + 1])
+
+
+@njit(**NJIT_OPTIONS)
+def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
+                 gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, need_dx):  # fmt: skip
+    """Backpropagation through time for one layer.
+
+    Parameters
+    ----------
+    X, Hs, G, AUX : the forward pass's input and saved arrays; ``G`` is overwritten with the
+        gradients of the gates' pre-activations: ``dr, dz, dn`` (seed) or ``dr, dz, dhn``
+        (reset-after, ``dhn`` the gradient of ``h U_n + bh_n``).
+    DAN : (T, B, H) work (reset-after): gradient of the candidate's pre-activation.
+    UT, WT : packed transposes (``_packed``).
+    reset_after : bool.
+    dY : (T, B, H) gradient of the loss with respect to ``Hs[1:]``.
+    dh : (B, H) in: gradient reaching the last state besides ``dY`` (usually zero); out:
+        the gradient with respect to ``Hs[0]``.
+    tmp : (B, H) work.
+    gW_rz ... gbh_n : out: parameter gradients (overwritten; ``gbh_*`` only when
+        ``reset_after``).
+    dX : (T, B, F) out: gradient with respect to ``X``, when ``need_dx``.
+    """
+    T, B, F = X.shape
+    H = dh.shape[1]
+    for t in range(T - 1, -1, -1):
+        R = G[0, t]
+        Z = G[1, t]
+        N = G[2, t]
+        if reset_after:
+            ew_bwd_ra(R, Z, N, Hs[t], AUX[t], DAN[t], dh, dY[t])
+            gemm(N, UT[2], dh, True)
+        else:
+            ew_bwd_seed1(Z, N, Hs[t], dh, dY[t])
+            gemm(N, UT[2], tmp, False)  # gradient with respect to r * h
+            ew_bwd_seed2(R, Hs[t], tmp, dh)
+        gemm(R, UT[0], dh, True)
+        gemm(Z, UT[1], dh, True)
+        # Weight gradients of the steps done since the last block, while their gate
+        # gradients are still in cache.
+        if t == 0 or (T - t) % BPTT_BLOCK == 0:
+            t_hi = min(T, t + BPTT_BLOCK)
+            _bulk_grads(X, Hs, G, AUX, DAN, WT, reset_after, t, t_hi, t_hi == T,
+                        gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_n, dX, need_dx)  # fmt: skip
+    if reset_after:
+        for j in range(2 * H):  # (a loop: array-to-array slice assignment compiles slowly)
+            gbh_rz[j] = gb_rz[j]
+
+
+@njit(**NJIT_OPTIONS)
+def _bulk_grads(X, Hs, G, AUX, DAN, WT, reset_after, t0, t1, first,
+                gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_n, dX, need_dx):  # fmt: skip
+    """Weight and input gradients of steps ``t0 <= t < t1``: overwritten when ``first``,
+    else added (the parameter gradients; ``dX`` rows of different blocks are disjoint)."""
+    B, F = X.shape[1], X.shape[2]
+    H = Hs.shape[2]
+    TB = (t1 - t0) * B
+    acc = not first
+    dR = G[0, t0:t1].reshape((TB, H))
+    dZ = G[1, t0:t1].reshape((TB, H))
+    dN = G[2, t0:t1].reshape((TB, H))
+    HpT = Hs[t0:t1].reshape((TB, H)).T
+    XT = X[t0:t1].reshape((TB, F)).T
+    gemm(HpT, dR, gU_rz[:, :H], acc)
+    gemm(HpT, dZ, gU_rz[:, H:], acc)
+    gemm(XT, dR, gW_rz[:, :H], acc)
+    gemm(XT, dZ, gW_rz[:, H:], acc)
+    _colsum(dR, gb_rz[:H], acc)
+    _colsum(dZ, gb_rz[H:], acc)
+    dA = DAN[t0:t1].reshape((TB, H))
+    if reset_after:
+        gemm(HpT, dN, gU_n, acc)
+        gemm(XT, dA, gW_n, acc)
+        _colsum(dA, gb_n, acc)
+        _colsum(dN, gbh_n, acc)
+    else:
+        gemm(AUX[t0:t1].reshape((TB, H)).T, dN, gU_n, acc)
+        gemm(XT, dN, gW_n, acc)
+        _colsum(dN, gb_n, acc)
+        dA = dN
+    if need_dx:
+        dX2 = dX[t0:t1].reshape((TB, F))
+        gemm(dR, WT[0], dX2, False)
+        gemm(dZ, WT[1], dX2, True)
+        gemm(dA, WT[2], dX2, True)
+
+
+# --------------------------------------------------------------------------------------
+# Loss
+# --------------------------------------------------------------------------------------
+@njit(**NJIT_OPTIONS)
+def _loss_part(yhat, y, loss_kind, delta, inv, dyhat):
+    """``inv`` times the summed loss of the rows given, and its gradient (also scaled by
+    ``inv``) in ``dyhat``; float64 accumulation."""
+    B, O = yhat.shape
+    total = 0.0
+    for i in range(B):
+        for j in range(O):
+            e = float(yhat[i, j]) - float(y[i, j])
+            if loss_kind == 0:
+                total += e * e
+                dyhat[i, j] = 2.0 * e * inv
+            elif loss_kind == 1:
+                total += abs(e)
+                dyhat[i, j] = (1.0 if e > 0 else (-1.0 if e < 0 else 0.0)) * inv
+            else:
+                a = abs(e)
+                if a <= delta:
+                    total += 0.5 * e * e
+                    dyhat[i, j] = e * inv
+                else:
+                    total += delta * (a - 0.5 * delta)
+                    dyhat[i, j] = (delta if e > 0 else -delta) * inv
+    return total * inv
+
+
+@njit(**NJIT_OPTIONS)
+def loss_and_grad(yhat, y, loss_kind, delta, dyhat):
+    """Mean loss over all ``B * O`` entries and its gradient with respect to ``yhat``.
+
+    ``loss_kind``: 0 mean squared error, 1 mean absolute error, 2 Huber with threshold
+    ``delta`` (``0.5 e^2`` for ``|e| <= delta``, else ``delta (|e| - delta / 2)``, as Keras).
+    The sum is accumulated in float64.
+    """
+    B, O = yhat.shape
+    return _loss_part(yhat, y, loss_kind, delta, 1.0 / (B * O), dyhat)
+
+
+# --------------------------------------------------------------------------------------
+# The network on one slice of a batch ("part"): carving views out of the work buffer
+# --------------------------------------------------------------------------------------
+@njit(**NJIT_OPTIONS)
+def _layer_ws_size(T, B, H):
+    return (T + 1) * B * H + 3 * T * B * H + 3 * T * B * H + 2 * B * H
+
+
+@njit(**NJIT_OPTIONS)
+def part_workspace_size(layout, head, T, B):
+    """Length of the flat work buffer of one part of up to ``B`` sequences of ``T`` steps:
+    the gathered input and targets, every layer's saved arrays, the head; guard included."""
+    O = head[1]
+    total = T * B * layout[0, F_] + 3 * B * O + GUARD
+    for l in range(layout.shape[0]):
+        total += _layer_ws_size(T, B, layout[l, H_])
+    return total
 
 
 @njit(**NJIT_OPTIONS)
 def workspace_size(layout, head, T, B):
-    """Length of the flat work buffer for batches of up to ``B`` sequences of ``T`` steps."""
-    total = 0
-    for l in range(layout.shape[0]):
-        total += layer_workspace_size(T, B, layout[l, F_], layout[l, H_])
-    return total + 2 * B * head[1]
+    """Length of the flat work buffer ``network_loss_grad`` needs for batches of up to
+    ``B`` sequences of ``T`` steps (one part plus the packed weights)."""
+    return part_workspace_size(layout, head, T, B) + pack_size(layout)
 
 
 @njit(**NJIT_OPTIONS)
-def _layer_views(ws, off, T, B, F, H):
-    Hs, off = _take(ws, off, T + 1, B, H)
-    RZ, off = _take(ws, off, T, B, 2 * H)
-    N, off = _take(ws, off, T, B, H)
-    AUX, off = _take(ws, off, T, B, H)
-    XP_rz, off = _take(ws, off, T, B, 2 * H)
-    XP_n, off = _take(ws, off, T, B, H)
-    DHN, off = _take(ws, off, T, B, H)
-    dY, off = _take(ws, off, T, B, H)
-    DXT, off = _take(ws, off, T, B, F)
-    dh, off = _take(ws, off, 1, B, H)
-    tmp, off = _take(ws, off, 1, B, H)
-    return Hs, RZ, N, AUX, XP_rz, XP_n, DHN, dY, DXT, dh[0], tmp[0], off
+def _layer_views(ws, layout, T, B, F0, O, l):
+    """Layer ``l``'s arrays in a part's work buffer (after the input and the targets):
+    ``Hs (T+1, B, H)``, ``G (3, T, B, H)``, ``AUX``, ``DAN``, ``dY (T, B, H)``, ``dh``,
+    ``tmp (B, H)``."""
+    off = T * B * F0 + B * O
+    for q in range(l):
+        off += _layer_ws_size(T, B, layout[q, H_])
+    H = layout[l, H_]
+    TBH = T * B * H
+    Hs = ws[off : off + TBH + B * H].reshape((T + 1, B, H))
+    off += TBH + B * H
+    G = ws[off : off + 3 * TBH].reshape((3, T, B, H))
+    off += 3 * TBH
+    AUX = ws[off : off + TBH].reshape((T, B, H))
+    off += TBH
+    DAN = ws[off : off + TBH].reshape((T, B, H))
+    off += TBH
+    dY = ws[off : off + TBH].reshape((T, B, H))
+    off += TBH
+    dh = ws[off : off + B * H].reshape((B, H))
+    off += B * H
+    tmp = ws[off : off + B * H].reshape((B, H))
+    return Hs, G, AUX, DAN, dY, dh, tmp
 
 
 @njit(**NJIT_OPTIONS)
-def network_forward(theta, layout, head, reset_after, Xb, ws, offs):
-    """Forward pass of the whole network on a time-major batch ``Xb (T, B, F)``.
+def _head_offset(layout, T, B, F0, O):
+    off = T * B * F0 + B * O
+    for q in range(layout.shape[0]):
+        off += _layer_ws_size(T, B, layout[q, H_])
+    return off
 
-    Writes each layer's saved arrays into ``ws`` (layer ``l`` at ``offs[l]``) and returns the
-    head's output ``yhat (B, n_outputs)``, a view into ``ws``. Initial states are zero.
-    """
-    T, B, _ = Xb.shape
-    L = layout.shape[0]
-    off = 0
-    inp = Xb
-    for l in range(L):
-        offs[l] = off
-        F = layout[l, F_]
-        H = layout[l, H_]
-        Hs, RZ, N, AUX, XP_rz, XP_n, _, _, _, _, _, off = _layer_views(ws, off, T, B, F, H)
-        W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n = layer_params(theta, layout, l, reset_after)
-        Hs[0] = 0.0
-        gru_forward(inp, Hs[0], W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n, reset_after,
-                    Hs, RZ, N, AUX, XP_rz, XP_n)  # fmt: skip
-        inp = Hs[1:]
-    offs[L] = off
+
+@njit(**NJIT_OPTIONS)
+def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yhat, dyhat,
+                           dY_last):  # fmt: skip
+    """Dense head on the top layer's last state ``hT (B, H)``: output, loss (scaled by
+    ``inv``), the head's gradients into ``grad`` and the gradient of ``hT`` into
+    ``dY_last``."""
+    B, Htop = hT.shape
     O = head[1]
     Wo, bo = head_params(theta, head)
-    yh, off = _take(ws, off, 1, B, O)
-    yhat = yh[0]
-    np.dot(inp[T - 1], Wo, yhat)
     for i in range(B):
-        for j in range(O):
-            yhat[i, j] += bo[j]
-    return yhat
+        for o in range(O):
+            s = bo[o]
+            for k in range(Htop):
+                s += hT[i, k] * Wo[k, o]
+            yhat[i, o] = s
+    loss = _loss_part(yhat, yb, loss_kind, delta, inv, dyhat)
+    gWo, gbo = head_params(grad, head)
+    for k in range(Htop):
+        for o in range(O):
+            s = 0.0
+            for i in range(B):
+                s += hT[i, k] * dyhat[i, o]
+            gWo[k, o] = s
+    for o in range(O):
+        s = 0.0
+        for i in range(B):
+            s += dyhat[i, o]
+        gbo[o] = s
+    for i in range(B):
+        for k in range(Htop):
+            s = 0.0
+            for o in range(O):
+                s += dyhat[i, o] * Wo[k, o]
+            dY_last[i, k] = s
+    return loss
+
+
+# Inlined by Numba into the two functions that run it (the training entry point and
+# network_loss_grad): compiled there once, not as one more level of linked code.
+@njit(inline="always", **NJIT_OPTIONS)
+def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, inv,
+                    ws, wpack, grad):  # fmt: skip
+    """``inv`` times the summed loss of the time-major slice ``Xb (T, B, F)``, ``yb (B, O)``
+    and its gradient with respect to ``theta`` (written into ``grad``). ``wpack`` holds the
+    packed weights and their transposes; ``ws`` is this part's work buffer, with ``Xb`` and
+    ``yb`` at its start."""
+    T, B, F0 = Xb.shape
+    L = layout.shape[0]
+    O = head[1]
+    inp = Xb
+    for l in range(L):
+        Hs, G, AUX, _, _, _, _ = _layer_views(ws, layout, T, B, F0, O, l)
+        W, U, _, _, bias = _packed(wpack, layout, l)
+        Hs[0] = 0.0
+        gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
+        inp = Hs[1:]
+    off = _head_offset(layout, T, B, F0, O)
+    yhat = ws[off : off + B * O].reshape((B, O))
+    dyhat = ws[off + B * O : off + 2 * B * O].reshape((B, O))
+    # Only the last step of the top layer feeds the head: dY of the top layer is zero but
+    # for its last step.
+    dY_top = _layer_views(ws, layout, T, B, F0, O, L - 1)[4]
+    dY_top[: T - 1] = 0.0
+    loss = _head_forward_backward(theta, grad, head, inp[T - 1], yb, loss_kind, delta, inv,
+                                  yhat, dyhat, dY_top[T - 1])  # fmt: skip
+    for l in range(L - 1, -1, -1):
+        Hs, G, AUX, DAN, dY, dh, tmp = _layer_views(ws, layout, T, B, F0, O, l)
+        dh[:] = 0.0
+        _, _, UT, WT, _ = _packed(wpack, layout, l)
+        gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n = layer_params(
+            grad, layout, l, reset_after
+        )
+        # The input of layer l and where its gradient goes: the layer below's states and
+        # its dY, or the batch itself (no gradient needed).
+        X = Xb
+        dX = dY
+        if l > 0:
+            below = _layer_views(ws, layout, T, B, F0, O, l - 1)
+            X = below[0][1:]
+            dX = below[4]
+        gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
+                     gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, l > 0)  # fmt: skip
+    return loss
 
 
 @njit(**NJIT_OPTIONS)
 def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, ws, grad):
-    """Loss of the network on one batch and its gradient with respect to ``theta``
-    (written into ``grad``, which has ``theta``'s layout)."""
-    T, B, _ = Xb.shape
-    L = layout.shape[0]
-    offs = np.empty(L + 1, dtype=np.int64)
-    yhat = network_forward(theta, layout, head, reset_after, Xb, ws, offs)
-    O = head[1]
-    dyh, _ = _take(ws, offs[L] + B * O, 1, B, O)
-    dyhat = dyh[0]
-    loss = loss_and_grad(yhat, yb, loss_kind, delta, dyhat)
-
-    # Head: only the last step of the top layer feeds it.
-    Htop = layout[L - 1, H_]
-    Hs_top, _, _, _, _, _, _, dY_top, _, _, _, _ = _layer_views(
-        ws, offs[L - 1], T, B, layout[L - 1, F_], Htop
-    )
-    Wo, _ = head_params(theta, head)
-    gWo, gbo = head_params(grad, head)
-    np.dot(Hs_top[T].T, dyhat, gWo)
-    _colsum(dyhat, gbo)
-    dY_top[: T - 1] = 0.0
-    np.dot(dyhat, Wo.T, dY_top[T - 1])
-
-    for l in range(L - 1, -1, -1):
-        F = layout[l, F_]
-        H = layout[l, H_]
-        Hs, RZ, N, AUX, XP_rz, XP_n, DHN, dY, DXT, dh, tmp, _ = _layer_views(
-            ws, offs[l], T, B, F, H
-        )
-        if l > 0:
-            below = _layer_views(ws, offs[l - 1], T, B, layout[l - 1, F_], layout[l - 1, H_])
-            X = below[0][1:]
-            dX = below[7]
-        else:
-            X = Xb
-            dX = DXT  # unused
-        W_rz, W_n, U_rz, U_n, _, _, _, _ = layer_params(theta, layout, l, reset_after)
-        gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n = layer_params(
-            grad, layout, l, reset_after
-        )
-        gru_backward(X, Hs, RZ, N, AUX, W_rz, W_n, U_rz, U_n, reset_after, dY,
-                     XP_rz, XP_n, DHN, dh, tmp, DXT,
-                     gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, l > 0)  # fmt: skip
-    return loss
+    """Loss of the network on one time-major batch ``Xb (T, B, F)``, ``yb (B, O)`` and its
+    gradient with respect to ``theta`` (written into ``grad``, which has ``theta``'s
+    layout). ``ws`` has ``workspace_size(layout, head, T, B)`` elements."""
+    T, B, F = Xb.shape
+    O = yb.shape[1]
+    n_ws = part_workspace_size(layout, head, T, B)
+    wpack = ws[n_ws : n_ws + pack_size(layout)]
+    pack_weights(theta, layout, reset_after, wpack, True)
+    part = ws[:n_ws]
+    xb = part[: T * B * F].reshape((T, B, F))
+    yv = part[T * B * F : T * B * F + B * O].reshape((B, O))
+    for t in range(T):
+        for i in range(B):
+            for f in range(F):
+                xb[t, i, f] = Xb[t, i, f]
+    for i in range(B):
+        for o in range(O):
+            yv[i, o] = yb[i, o]
+    return _part_loss_grad(theta, layout, head, reset_after, xb, yv, loss_kind, delta,
+                           1.0 / (B * O), part, wpack, grad)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
@@ -448,95 +1454,340 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov, scale):
 
 
 # --------------------------------------------------------------------------------------
-# Whole epoch and prediction
+# Separately compiled entry points, called by symbol name
 # --------------------------------------------------------------------------------------
-@njit(**NJIT_OPTIONS)
-def _gather(X, order, start, B, xb):
-    T = X.shape[1]
-    F = X.shape[2]
-    for i in range(B):
-        s = order[start + i]
+# The part of a training batch and the rows of a prediction are compiled as C callbacks
+# (one per dtype, on first use) and called by name from the parallel drivers below, so
+# that the drivers do not link and re-optimise them (a parallel driver compiles its loop
+# body as a second function: two more copies). Arguments are addresses and sizes.
+
+
+def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delta,
+            X_a, N, T, F, y_a, O, order_a, n_order, s, B, p, P, inv,
+            ws_a, ws_size, wpack_a, wpack_size, grad_a, proto):  # fmt: skip
+    """Part ``p`` of ``P`` of the batch ``order[s:s + B]``: gather it time-major into the
+    start of ``ws``, then loss and gradient (``_part_loss_grad``). Returns the loss."""
+    theta = carray(_ptr(theta_a, proto), n_params)
+    grad = carray(_ptr(grad_a, proto), n_params)
+    layout = carray(_ptr(layout_a, _PROTO_I64), (L, LAYOUT_WIDTH))
+    head = carray(_ptr(head_a, _PROTO_I64), 4)
+    X = carray(_ptr(X_a, proto), (N, T, F))
+    y = carray(_ptr(y_a, proto), (N, O))
+    order = carray(_ptr(order_a, _PROTO_I64), n_order)
+    ws = carray(_ptr(ws_a, proto), ws_size)
+    wpack = carray(_ptr(wpack_a, proto), wpack_size)
+    r0 = s + (B * p) // P
+    r1 = s + (B * (p + 1)) // P
+    if r1 <= r0:
+        grad[:] = 0.0
+        return 0.0
+    Bp = r1 - r0
+    xb = ws[: T * Bp * F].reshape((T, Bp, F))
+    yb = ws[T * Bp * F : T * Bp * F + Bp * O].reshape((Bp, O))
+    for i in range(Bp):
+        q = order[r0 + i]
         for t in range(T):
             for f in range(F):
-                xb[t, i, f] = X[s, t, f]
+                xb[t, i, f] = X[q, t, f]
+        for j in range(O):
+            yb[i, j] = y[q, j]
+    return _part_loss_grad(theta, layout, head, reset_after != 0, xb, yb, loss_kind, delta,
+                           inv, ws, wpack, grad)  # fmt: skip
 
 
+def _rows_c(theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F, r0, r1,
+            wpack_a, wpack_size, ws_a, ws_size, out_a, O, proto):  # fmt: skip
+    """Head output of sequences ``X[r0:r1]`` into ``out[r0:r1]`` (``predict_rows``)."""
+    theta = carray(_ptr(theta_a, proto), n_params)
+    layout = carray(_ptr(layout_a, _PROTO_I64), (L, LAYOUT_WIDTH))
+    head = carray(_ptr(head_a, _PROTO_I64), 4)
+    X = carray(_ptr(X_a, proto), (N, T, F))
+    wpack = carray(_ptr(wpack_a, proto), wpack_size)
+    ws = carray(_ptr(ws_a, proto), ws_size)
+    out = carray(_ptr(out_a, proto), (N, O))
+    predict_rows(theta, layout, head, reset_after != 0, X, r0, r1, wpack, ws, out)
+
+
+_PART_ARGS = "i i i i i i i d i i i i i i i i i i i i d i i i i i"
+_ROWS_ARGS = "i i i i i i i i i i i i i i i i i i"
+_ENTRIES = {}
+
+
+def _arg_types(spec, ft):
+    return [types.int64 if c == "i" else types.float64 for c in spec.split()] + [ft]
+
+
+def _entry_name(kind, ft):
+    return f"fastgru_{kind}_{ft}_v1"
+
+
+def ensure_entries(dtype, kinds=("part",)):
+    """Compile (or load from the cache) the entry points of ``dtype`` named in ``kinds``
+    (``"part"``: training; ``"rows"``: prediction) and register their symbols. Must run
+    before a driver that calls them is compiled or loaded; the public drivers do it."""
+    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    for kind in kinds:
+        name = _entry_name(kind, ft)
+        if name in _ENTRIES:
+            continue
+        if kind == "part":
+            sig = types.float64(*_arg_types(_PART_ARGS, ft))
+            pyfunc = _part_c
+        else:
+            sig = types.void(*_arg_types(_ROWS_ARGS, ft))
+            pyfunc = _rows_c
+        fn = cfunc(sig, cache=NJIT_OPTIONS["cache"], error_model="numpy")(pyfunc)
+        llvm.add_symbol(name, fn.address)
+        _ENTRIES[name] = fn
+
+
+def _extern_codegen(kind, spec, ret_double):
+    def typer(ft):
+        if not isinstance(ft, types.Float):
+            return None
+        ret = types.float64 if ret_double else types.void
+        return ret(*_arg_types(spec, ft))
+
+    def codegen(context, builder, signature, args):
+        name = _entry_name(kind, signature.args[-1])
+        argtys = [context.get_value_type(a) for a in signature.args]
+        rt = ir.DoubleType() if ret_double else ir.VoidType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(rt, argtys), name)
+        res = builder.call(fn, args)
+        return res if ret_double else context.get_dummy_value()
+
+    return typer, codegen
+
+
+_part_typer, _part_codegen = _extern_codegen("part", _PART_ARGS, True)
+_rows_typer, _rows_codegen = _extern_codegen("rows", _ROWS_ARGS, False)
+
+
+@intrinsic
+def _call_part(typingctx, theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind,
+               delta, X_a, N, T, F, y_a, O, order_a, n_order, s, B, p, P, inv,
+               ws_a, ws_size, wpack_a, wpack_size, grad_a, proto):  # fmt: skip
+    return _part_typer(proto), _part_codegen
+
+
+@intrinsic
+def _call_rows(typingctx, theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F,
+               r0, r1, wpack_a, wpack_size, ws_a, ws_size, out_a, O, proto):  # fmt: skip
+    return _rows_typer(proto), _rows_codegen
+
+
+# --------------------------------------------------------------------------------------
+# Whole epoch
+# --------------------------------------------------------------------------------------
 @njit(**NJIT_OPTIONS)
+def _apply_update(theta, grads, part_loss, opt_kind, lr, beta1, beta2, eps, momentum,
+                  nesterov, clip_norm, m, v, step):  # fmt: skip
+    """Sum the part gradients and losses in a fixed order, clip, update. Returns the batch
+    loss, or NaN (without updating) if the loss or the gradient is not finite."""
+    P = grads.shape[0]
+    grad = grads[0]
+    for p in range(1, P):
+        gp = grads[p]
+        for i in range(grad.shape[0]):
+            grad[i] += gp[i]
+    loss = 0.0
+    for p in range(P):
+        loss += part_loss[p]
+    norm = global_norm(grad)
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        return math.nan
+    scale = clip_scale(norm, clip_norm)
+    step[0] += 1
+    if opt_kind == 0:
+        adam_update(theta, grad, m, v, step[0], lr, beta1, beta2, eps, scale)
+    else:
+        sgd_update(theta, grad, m, lr, momentum, nesterov, scale)
+    return loss
+
+
+@njit(**PARALLEL_OPTIONS)
+def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order, batch_size,
+                 opt_kind, lr, beta1, beta2, eps, momentum, nesterov, clip_norm,
+                 m, v, step, ws, grads, wpack, part_loss):  # fmt: skip
+    n = order.shape[0]
+    N, T, F = X.shape
+    O = y.shape[1]
+    P = ws.shape[0]
+    L = layout.shape[0]
+    n_params = theta.shape[0]
+    ws_size = ws.shape[1]
+    ra = 1 if reset_after else 0
+    total = 0.0
+    for s in range(0, n, batch_size):
+        B = min(batch_size, n - s)
+        pack_weights(theta, layout, reset_after, wpack, True)
+        inv = 1.0 / (B * O)
+        for p in prange(P):
+            part_loss[p] = _call_part(theta.ctypes.data, n_params, layout.ctypes.data, L,
+                                      head.ctypes.data, ra, loss_kind, delta, X.ctypes.data,
+                                      N, T, F, y.ctypes.data, O, order.ctypes.data, n, s, B,
+                                      p, P, inv, ws[p].ctypes.data, ws_size,
+                                      wpack.ctypes.data, wpack.shape[0], grads[p].ctypes.data,
+                                      theta[0])  # fmt: skip
+        loss = _apply_update(theta, grads, part_loss, opt_kind, lr, beta1, beta2, eps,
+                             momentum, nesterov, clip_norm, m, v, step)  # fmt: skip
+        if not math.isfinite(loss):
+            return total / max(s, 1), s
+        total += loss * B
+    return total / n, -1
+
+
 def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order, batch_size,
                 opt_kind, lr, beta1, beta2, eps, momentum, nesterov, clip_norm,
-                m, v, step, ws, grad, xbuf, ybuf):  # fmt: skip
+                m, v, step, ws, grads, wpack, part_loss):  # fmt: skip
     """Train one epoch: every mini-batch of ``order`` (forward, loss, BPTT, clipping, update).
 
-    ``X (N, T, F)`` and ``y (N, O)`` are sample-major; each batch is gathered time-major into
-    ``xbuf``. ``step`` is a one-element int64 array, the optimizer's step counter.
-    ``opt_kind``: 0 Adam (``m``, ``v`` its moments), 1 SGD (``m`` the velocity).
+    ``X (N, T, F)`` and ``y (N, O)`` are sample-major, C-contiguous, of ``theta``'s dtype;
+    ``order`` int64. Each batch is split into ``P = ws.shape[0]`` row slices run in parallel
+    (``prange``); slice ``p`` is gathered time-major into ``ws[p]`` (``part_workspace_size``
+    long) and its gradient written to ``grads[p]``; the slices are summed in the order
+    ``0, 1, ..., P-1``. ``wpack`` (``pack_size``) receives the packed weights once per
+    batch; ``part_loss`` is float64 of length ``P``. ``step`` is a one-element int64 array,
+    the optimizer's step counter. ``opt_kind``: 0 Adam (``m``, ``v`` its moments), 1 SGD
+    (``m`` the velocity).
 
     Returns ``(mean_loss, bad_batch_start)``: the sample-weighted mean of the batch losses,
     and ``-1``, or the first sample index of a batch whose loss or gradient was not finite;
     training stops there without applying that batch's update.
     """
-    n = order.shape[0]
+    ensure_entries(theta.dtype, ("part",))
+    return _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
+                        batch_size, opt_kind, lr, beta1, beta2, eps, momentum, nesterov,
+                        clip_norm, m, v, step, ws, grads, wpack, part_loss)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Prediction: a lean forward pass (no BPTT saves)
+# --------------------------------------------------------------------------------------
+@njit(**NJIT_OPTIONS)
+def predict_workspace_size(layout, head, T, B):
+    """Length of the work buffer of :func:`predict_rows` for up to ``B`` sequences of ``T``
+    steps: the input, two state sequences used in turn, the gate planes and ``AUX``."""
+    Hmax = 0
+    for l in range(layout.shape[0]):
+        Hmax = max(Hmax, layout[l, H_])
+    return T * B * layout[0, F_] + 2 * (T + 1) * B * Hmax + 4 * T * B * Hmax + GUARD
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
+    """Head output of sequences ``X[r0:r1]`` into ``out[r0:r1]``: the forward pass layer by
+    layer, each layer's state sequence in one of two buffers used in turn (nothing is kept
+    for BPTT). ``wpack`` holds packed weights (``pack_weights(..., backward=False)``)."""
     T = X.shape[1]
-    F = X.shape[2]
-    O = y.shape[1]
-    total = 0.0
-    for s in range(0, n, batch_size):
-        B = min(batch_size, n - s)
-        xb = xbuf[: T * B * F].reshape((T, B, F))
-        yb = ybuf[: B * O].reshape((B, O))
-        _gather(X, order, s, B, xb)
-        for i in range(B):
-            for j in range(O):
-                yb[i, j] = y[order[s + i], j]
-        loss = network_loss_grad(theta, layout, head, reset_after, xb, yb, loss_kind, delta,
-                                 ws, grad)  # fmt: skip
-        norm = global_norm(grad)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            return total / max(s, 1), s
-        scale = clip_scale(norm, clip_norm)
-        step[0] += 1
-        if opt_kind == 0:
-            adam_update(theta, grad, m, v, step[0], lr, beta1, beta2, eps, scale)
-        else:
-            sgd_update(theta, grad, m, lr, momentum, nesterov, scale)
-        total += loss * B
-    return total / n, -1
+    F0 = X.shape[2]
+    B = r1 - r0
+    L = layout.shape[0]
+    O = head[1]
+    Hmax = 0
+    for l in range(L):
+        Hmax = max(Hmax, layout[l, H_])
+    xb = ws[: T * B * F0].reshape((T, B, F0))
+    for i in range(B):
+        for t in range(T):
+            for f in range(F0):
+                xb[t, i, f] = X[r0 + i, t, f]
+    off = T * B * F0
+    SH = (T + 1) * B * Hmax
+    seqs = ws[off : off + 2 * SH]
+    off += 2 * SH
+    gbuf = ws[off : off + 3 * T * B * Hmax]
+    off += 3 * T * B * Hmax
+    abuf = ws[off : off + T * B * Hmax]
+    inp = xb
+    for l in range(L):
+        H = layout[l, H_]
+        W, U, _, _, bias = _packed(wpack, layout, l)
+        Hs = seqs[(l % 2) * SH : (l % 2) * SH + (T + 1) * B * H].reshape((T + 1, B, H))
+        G = gbuf[: 3 * T * B * H].reshape((3, T, B, H))
+        AUX = abuf[: T * B * H].reshape((T, B, H))
+        Hs[0] = 0.0
+        gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
+        inp = Hs[1:]
+    hT = inp[T - 1]
+    Wo, bo = head_params(theta, head)
+    Htop = hT.shape[1]
+    for i in range(B):
+        for o in range(O):
+            s = bo[o]
+            for k in range(Htop):
+                s += hT[i, k] * Wo[k, o]
+            out[r0 + i, o] = s
+
+
+@njit(**PARALLEL_OPTIONS)
+def _predict_parallel(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
+    pack_weights(theta, layout, reset_after, wpack, False)
+    N, T, F = X.shape
+    n_chunks = (N + chunk - 1) // chunk
+    P = ws.shape[0]
+    ra = 1 if reset_after else 0
+    for p in prange(P):
+        for c in range(p, n_chunks, P):
+            s = c * chunk
+            _call_rows(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
+                       head.ctypes.data, ra, X.ctypes.data, N, T, F, s, min(s + chunk, N),
+                       wpack.ctypes.data, wpack.shape[0], ws[p].ctypes.data, ws.shape[1],
+                       out.ctypes.data, out.shape[1], theta[0])  # fmt: skip
 
 
 @njit(**NJIT_OPTIONS)
-def predict(theta, layout, head, reset_after, X, chunk, out, ws, xbuf):
-    """Head output for every sequence of ``X (N, T, F)`` into ``out (N, O)``, ``chunk``
-    sequences at a time."""
-    n = X.shape[0]
-    T = X.shape[1]
-    F = X.shape[2]
-    O = head[1]
-    order = np.arange(n)
-    offs = np.empty(layout.shape[0] + 1, dtype=np.int64)
-    for s in range(0, n, chunk):
-        B = min(chunk, n - s)
-        xb = xbuf[: T * B * F].reshape((T, B, F))
-        _gather(X, order, s, B, xb)
-        yhat = network_forward(theta, layout, head, reset_after, xb, ws, offs)
-        for i in range(B):
-            for j in range(O):
-                out[s + i, j] = yhat[i, j]
+def _predict_serial(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
+    pack_weights(theta, layout, reset_after, wpack, False)
+    N, T, F = X.shape
+    ra = 1 if reset_after else 0
+    for s in range(0, N, chunk):
+        _call_rows(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
+                   head.ctypes.data, ra, X.ctypes.data, N, T, F, s, min(s + chunk, N),
+                   wpack.ctypes.data, wpack.shape[0], ws.ctypes.data, ws.shape[0],
+                   out.ctypes.data, out.shape[1], theta[0])  # fmt: skip
+
+
+def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
+    """Head output for every sequence of ``X (N, T, F)`` (C-contiguous, ``theta``'s dtype)
+    into ``out (N, O)``, ``chunk`` sequences at a time. ``wpack`` has ``pack_size``
+    elements. ``ws`` is one work buffer (``predict_workspace_size`` for ``chunk``
+    sequences): the chunks run in this thread; or a 2-D array of ``P`` such buffers: the
+    chunks are dealt round-robin to ``P`` parallel workers. Every row is computed by the
+    same code whatever the split, so the result does not depend on ``P``."""
+    ensure_entries(theta.dtype, ("rows",))
+    fn = _predict_parallel if ws.ndim == 2 else _predict_serial
+    fn(theta, layout, head, reset_after, X, int(chunk), out, wpack, ws)
 
 
 # --------------------------------------------------------------------------------------
 # Convenience wrappers over one layer (batch-major, canonical parameters)
 # --------------------------------------------------------------------------------------
-def _split_layer(params, H, dtype, reset_after):
-    W = np.ascontiguousarray(params["W"], dtype=dtype)
-    U = np.ascontiguousarray(params["U"], dtype=dtype)
-    b = np.ascontiguousarray(params["b"], dtype=dtype)
+def _guarded(shape, dtype):
+    """A zeroed array of ``shape`` followed by :data:`GUARD` readable elements."""
+    n = int(np.prod(shape))
+    return np.zeros(n + GUARD, dtype)[:n].reshape(shape)
+
+
+def _pack_layer(params, F, H, dtype, reset_after):
+    """The packed blocks of one layer (as ``pack_weights``) from canonical parameters."""
+    spec_layout = np.array([[F, H] + [0] * 8], dtype=np.int64)
+    W = np.asarray(params["W"], dtype=dtype)
+    U = np.asarray(params["U"], dtype=dtype)
+    b = np.asarray(params["b"], dtype=dtype)
+    theta = [W[:, : 2 * H].ravel(), W[:, 2 * H :].ravel(), U[:, : 2 * H].ravel(),
+             U[:, 2 * H :].ravel(), b[: 2 * H], b[2 * H :]]  # fmt: skip
     if reset_after:
-        bh = np.ascontiguousarray(params["bh"], dtype=dtype)
-    else:
-        bh = np.zeros(3 * H, dtype=dtype)
-    c = np.ascontiguousarray
-    return (c(W[:, : 2 * H]), c(W[:, 2 * H :]), c(U[:, : 2 * H]), c(U[:, 2 * H :]),
-            c(b[: 2 * H]), c(b[2 * H :]), c(bh[: 2 * H]), c(bh[2 * H :]))  # fmt: skip
+        bh = np.asarray(params["bh"], dtype=dtype)
+        theta += [bh[: 2 * H], bh[2 * H :]]
+    offs = np.cumsum([0] + [len(a) for a in theta])
+    spec_layout[0, 2 : 2 + len(theta)] = offs[:-1]
+    if not reset_after:
+        spec_layout[0, 8:] = offs[-1]
+    theta = np.concatenate(theta + [np.zeros(GUARD, dtype)])
+    wpack = np.zeros(pack_size(spec_layout), dtype)
+    pack_weights(theta, spec_layout, reset_after, wpack, True)
+    return wpack, spec_layout
 
 
 def layer_forward(X, h0, params, reset_after=False):
@@ -562,23 +1813,23 @@ def layer_forward(X, h0, params, reset_after=False):
     dtype = X.dtype
     B, T, F = X.shape
     H = h0.shape[1]
-    blocks = _split_layer(params, H, dtype, reset_after)
-    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-    Hs = np.empty((T + 1, B, H), dtype)
-    RZ = np.empty((T, B, 2 * H), dtype)
-    N = np.empty((T, B, H), dtype)
-    AUX = np.empty((T, B, H), dtype)
-    XP_rz = np.empty((T, B, 2 * H), dtype)
-    XP_n = np.empty((T, B, H), dtype)
-    gru_forward(Xt, np.ascontiguousarray(h0, dtype=dtype), *blocks, reset_after,
-                Hs, RZ, N, AUX, XP_rz, XP_n)  # fmt: skip
-    cache = {"Xt": Xt, "Hs": Hs, "RZ": RZ, "N": N, "AUX": AUX, "blocks": blocks,
+    wpack, lay = _pack_layer(params, F, H, dtype, reset_after)
+    W, U, _, _, bias = _packed(wpack, lay, 0)
+    Xt = _guarded((T, B, F), dtype)
+    Xt[:] = X.transpose(1, 0, 2)
+    Hs = _guarded((T + 1, B, H), dtype)
+    Hs[0] = h0
+    G = _guarded((3, T, B, H), dtype)
+    AUX = _guarded((T, B, H), dtype)
+    gru_forward(Xt, W, U, bias, reset_after, Hs, G, AUX)
+    cache = {"Xt": Xt, "Hs": Hs, "G": G, "AUX": AUX, "wpack": wpack, "layout": lay,
              "reset_after": reset_after}  # fmt: skip
     return Hs[1:].transpose(1, 0, 2).copy(), cache
 
 
 def layer_backward(cache, dH_seq):
-    """Backpropagation through time for one layer.
+    """Backpropagation through time for one layer (consumes ``cache``: the saved gates are
+    overwritten by their gradients).
 
     Parameters
     ----------
@@ -592,20 +1843,19 @@ def layer_backward(cache, dH_seq):
         ``W``, ``U``, ``b``, ``bh`` (``None`` unless reset-after): parameter gradients in
         canonical form; ``X`` (B, T, F) and ``h0`` (B, H): input and initial-state gradients.
     """
-    Xt, Hs, RZ, N, AUX = cache["Xt"], cache["Hs"], cache["RZ"], cache["N"], cache["AUX"]
-    W_rz, W_n, U_rz, U_n = cache["blocks"][:4]
+    Xt, Hs, G, AUX = cache["Xt"], cache["Hs"], cache["G"], cache["AUX"]
     ra = cache["reset_after"]
+    _, _, UT, WT, _ = _packed(cache["wpack"], cache["layout"], 0)
     dtype = Xt.dtype
     T, B, F = Xt.shape
     H = Hs.shape[2]
-    dY = np.ascontiguousarray(np.asarray(dH_seq, dtype=dtype).transpose(1, 0, 2))
-    e = np.empty
-    DA_rz, DA_n, DHN = e((T, B, 2 * H), dtype), e((T, B, H), dtype), e((T, B, H), dtype)
-    dh, tmp, DXT, dX = e((B, H), dtype), e((B, H), dtype), e((T, B, F), dtype), e((T, B, F), dtype)
+    dY = _guarded((T, B, H), dtype)
+    dY[:] = np.asarray(dH_seq, dtype=dtype).transpose(1, 0, 2)
+    e = _guarded
+    DAN, dh, tmp, dX = e((T, B, H), dtype), e((B, H), dtype), e((B, H), dtype), e((T, B, F), dtype)
     g = [e((F, 2 * H), dtype), e((F, H), dtype), e((H, 2 * H), dtype), e((H, H), dtype),
          e(2 * H, dtype), e(H, dtype), e(2 * H, dtype), e(H, dtype)]  # fmt: skip
-    gru_backward(Xt, Hs, RZ, N, AUX, W_rz, W_n, U_rz, U_n, ra, dY, DA_rz, DA_n, DHN, dh, tmp,
-                 DXT, *g, dX, True)  # fmt: skip
+    gru_backward(Xt, Hs, G, AUX, DAN, UT, WT, ra, dY, dh, tmp, *g, dX, True)
     return {
         "W": np.concatenate([g[0], g[1]], axis=1),
         "U": np.concatenate([g[2], g[3]], axis=1),

@@ -19,6 +19,9 @@ network's parameters, the optimizer state and the data for one fit, and offers:
     the parameters and optimizer state as host NumPy arrays.
 """
 
+import contextlib
+import functools
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -77,9 +80,16 @@ class History:
 
 
 class CPURunner:
-    """Runner over the ``@njit`` kernels of :mod:`fastgru.cpu`."""
+    """Runner over the ``@njit`` kernels of :mod:`fastgru.cpu`.
 
-    def __init__(self, spec, theta, opt_state, cfg, X, y, T_max=None):
+    Each mini-batch is split into ``n_parts`` row slices trained in parallel, one per
+    thread (``numba.get_num_threads()``, at most one per ``config.MIN_PART_ROWS``
+    sequences of the batch). Results are bit-for-bit reproducible for a given ``n_parts``.
+    Every work buffer is allocated here, once per fit, and sized by the batch (not by the
+    data): ``n_parts`` x ``cpu.part_workspace_size`` plus one gradient vector per part.
+    """
+
+    def __init__(self, spec, theta, opt_state, cfg, X, y, T_max=None, n_parts=None):
         from . import cpu
 
         self._cpu = cpu
@@ -87,29 +97,34 @@ class CPURunner:
         self.cfg = cfg
         self.theta = theta
         self.opt = opt_state
-        self.layout, self.head, _ = spec.layout()
+        self.layout, self.head, _ = _layout(spec)
         self.X = X
         self.y = y
         dtype = theta.dtype
         T = X.shape[1] if T_max is None else T_max
-        B = cfg.batch_size
-        # Work buffers for the whole fit, sized for the largest batch.
-        self.ws = np.empty(cpu.workspace_size(self.layout, self.head, T, B), dtype)
-        self.grad = np.zeros_like(theta)
-        self.xbuf = np.empty(T * B * X.shape[2], dtype)
-        self.ybuf = np.empty(B * y.shape[1], dtype)
+        B = int(cfg.batch_size)
+        self.n_parts = int(n_parts or default_parts(B))
+        Bp = -(-B // self.n_parts)  # rows of the largest part
+        # Work buffers for the whole fit, sized for the largest batch; zeroed so that the
+        # lanes the float32 kernels read past a row (and discard) hold ordinary numbers.
+        size = cpu.part_workspace_size(self.layout, self.head, T, Bp)
+        self.ws = np.zeros((self.n_parts, size), dtype)
+        self.grads = np.zeros((self.n_parts, theta.size), dtype)
+        self.wpack = np.zeros(cpu.pack_size(self.layout), dtype)
+        self.part_loss = np.zeros(self.n_parts)
 
     def epoch(self, order):
         c = self.cfg
-        return self._cpu.train_epoch(
-            self.theta, self.layout, self.head, self.spec.reset_after,
-            config.LOSSES[c.loss], float(c.huber_delta), self.X, self.y,
-            np.ascontiguousarray(order, dtype=np.int64), int(c.batch_size),
-            config.OPTIMIZERS[c.optimizer], float(c.learning_rate), float(c.beta1),
-            float(c.beta2), float(c.epsilon), float(c.momentum), bool(c.nesterov),
-            float(c.clip_norm or 0.0), self.opt.m, self.opt.v, self.opt.step,
-            self.ws, self.grad, self.xbuf, self.ybuf,
-        )  # fmt: skip
+        with _blas_threads(self.theta.dtype, self.n_parts):
+            return self._cpu.train_epoch(
+                self.theta, self.layout, self.head, self.spec.reset_after,
+                config.LOSSES[c.loss], float(c.huber_delta), self.X, self.y,
+                np.ascontiguousarray(order, dtype=np.int64), int(c.batch_size),
+                config.OPTIMIZERS[c.optimizer], float(c.learning_rate), float(c.beta1),
+                float(c.beta2), float(c.epsilon), float(c.momentum), bool(c.nesterov),
+                float(c.clip_norm or 0.0), self.opt.m, self.opt.v, self.opt.step,
+                self.ws, self.grads, self.wpack, self.part_loss,
+            )  # fmt: skip
 
     def predict(self, X):
         return predict_cpu(self.spec, self.theta, X)
@@ -128,21 +143,95 @@ class CPURunner:
         return self.theta, self.opt
 
 
-def predict_cpu(spec, theta, X, chunk=None):
-    """Head output ``(N, n_outputs)`` of the network for ``X (N, T, F)`` on the CPU."""
+@functools.lru_cache(maxsize=64)
+def _layout(spec):
+    # NetworkSpec is frozen (hashable); the tables are only ever read.
+    return spec.layout()
+
+
+def default_parts(batch_size):
+    """Row slices per training batch: one per Numba thread, each of at least
+    ``config.MIN_PART_ROWS`` sequences."""
+    import numba
+
+    return max(1, min(numba.get_num_threads(), int(batch_size) // config.MIN_PART_ROWS))
+
+
+def _blas_threads(dtype, workers):
+    """One BLAS thread while ``workers`` > 1 threads each call BLAS (the float64 kernels):
+    BLAS threads started inside parallel workers oversubscribe the cores. float32 does
+    not call BLAS."""
+    if workers <= 1 or np.dtype(dtype) != np.float64:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
+_scratch = threading.local()
+
+
+def _buffers(shape, dtype, key):
+    """Zeroed work arrays kept per thread between calls of ``predict_cpu`` on small inputs
+    (a single window: two allocations saved per call). Larger buffers are not kept."""
+    cache = getattr(_scratch, "arrays", None)
+    if cache is None:
+        cache = _scratch.arrays = {}
+    arr = cache.get(key)
+    if arr is None or arr.shape != shape or arr.dtype != dtype:
+        arr = np.zeros(shape, dtype)
+        if arr.nbytes <= (1 << 20):
+            cache[key] = arr
+    return arr
+
+
+def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
+    """Head output ``(N, n_outputs)`` of the network for ``X (N, T, F)`` on the CPU.
+
+    ``chunk`` sequences go through the network together (default
+    ``config.PREDICT_CHUNK``); with more than one chunk they are spread over ``n_workers``
+    threads (default ``numba.get_num_threads()``), each with its own work buffer. Every
+    row is computed by the same code whatever the split, so the output does not depend
+    on ``n_workers``.
+    """
     from . import cpu
 
-    layout, head, _ = spec.layout()
+    layout, head, _ = _layout(spec)
     X = np.ascontiguousarray(X, dtype=theta.dtype)
     n, T, F = X.shape
-    chunk = int(min(chunk or config.PREDICT_CHUNK, max(n, 1)))
     out = np.empty((n, spec.n_outputs), theta.dtype)
     if n == 0:
         return out
-    ws = np.empty(cpu.workspace_size(layout, head, T, chunk), theta.dtype)
-    xbuf = np.empty(T * chunk * F, theta.dtype)
-    cpu.predict(theta, layout, head, spec.reset_after, X, chunk, out, ws, xbuf)
+    chunk = int(min(chunk or config.PREDICT_CHUNK, n))
+    n_chunks = -(-n // chunk)
+    if n_workers is None:
+        import numba
+
+        n_workers = numba.get_num_threads()
+    P = max(1, min(int(n_workers), n_chunks))
+    size = _predict_ws_size(layout, T, chunk)
+    dtype = theta.dtype
+    wpack = _buffers((_pack_size(layout),), dtype, ("wpack", spec))
+    ws = _buffers((size,) if P == 1 else (P, size), dtype, ("ws", spec))
+    with _blas_threads(dtype, P):
+        cpu.predict(theta, layout, head, spec.reset_after, X, chunk, out, wpack, ws)
     return out
+
+
+# Sizes of the work buffers, computed here as cpu.pack_size and cpu.predict_workspace_size
+# do (benchmarks/test_bench_cpu.py checks that they agree), so that predicting calls no
+# Numba dispatcher besides the kernel itself.
+def _pack_size(layout):
+    F, H = layout[:, 0].astype(np.int64), layout[:, 1].astype(np.int64)
+    return int(np.sum(6 * F * H + 6 * H * H + 4 * H)) + _GUARD
+
+
+def _predict_ws_size(layout, T, B):
+    Hmax = int(layout[:, 1].max())
+    return int(T * B * layout[0, 0] + 2 * (T + 1) * B * Hmax + 4 * T * B * Hmax) + _GUARD
+
+
+_GUARD = 16
 
 
 def loss_value(yhat, y, cfg):
