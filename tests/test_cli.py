@@ -462,3 +462,15 @@ def test_entry_point_help_and_success_exit_zero(capsys):
     assert main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
     assert main(["info"]) == 0
+
+
+def test_plot_writes_a_png_of_history_and_forecast(ws, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (fastgru[plot])")
+    monkeypatch.chdir(ws)
+    png = tmp_path / "forecast.png"
+    result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "5",
+                                 "--plot", str(png)])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
