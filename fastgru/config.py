@@ -5,7 +5,9 @@ zero-division check Numba puts on every ``/`` by default; that check stops the g
 loops from vectorising (measured 9 us vs 1.25 us per step on the seed workload).
 ``cache=True`` lets a later process load the compiled kernels in well under a second
 instead of recompiling them (several seconds). Set ``FASTGRU_NO_CACHE=1`` to disable
-on-disk caching (e.g. on a read-only install).
+on-disk caching (e.g. on a read-only install). Numba keys its cache on ``cpu.py`` alone:
+after changing a value below that the kernels read at compile time (``GEMM_KC``), clear
+the cache (``NUMBA_CACHE_DIR``, or ``fastgru/__pycache__``).
 """
 
 import os
@@ -22,13 +24,9 @@ PARALLEL_OPTIONS = {**NJIT_OPTIONS, "parallel": True}
 #: (weight gradients with k = T * B went from ~35 to ~75 GFLOP/s).
 GEMM_KC = 64
 
-#: Steps per block of backpropagation through time whose weight gradients are formed
-#: together, right after the block (while its gate gradients are in cache) rather than
-#: after the whole sequence.
-BPTT_BLOCK = int(os.environ.get("FG_BLK", "16"))
-
-#: Fewest sequences per part when a training batch is split across threads: below this
-#: the per-part overhead outweighs the second core (the seed batch of 32 gives 2 x 16).
+#: Fewest sequences per part when a training batch is split across threads (one part per
+#: Numba thread): the GEMM tiles take 4 rows, and a part's fixed costs (packing, the
+#: head, the update) do not shrink with it. The seed batch of 32 gives 2 parts of 16.
 MIN_PART_ROWS = 8
 
 #: Loss codes understood by the kernels.

@@ -26,27 +26,32 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
 
 * Arrays are time-major: one step's slice of a ``(T, B, H)`` array is a contiguous
   ``(B, H)`` block. The three gates are kept in separate planes, ``G (3, T, B, H)``, so
-  that every elementwise loop of a step runs over ``B * H`` contiguous elements (loops of
-  length ``H`` left a scalar remainder that cost as much as the vector part).
+  that every elementwise part of a step runs over ``B * H`` contiguous elements.
 * The input projections of all steps (biases included) are three matrix products before
   the time loop, written into ``G``; each step adds its recurrent products into ``G[:, t]``
   and applies the nonlinearities in place, so ``G`` ends up holding ``r, z, n``. The
   backward pass overwrites ``G[:, t]`` with the gate gradients once it has read the gates,
   and forms every weight gradient with one matrix product per gate after the loop.
 * float32 matrix products use register-tiled AVX2/FMA micro-kernels emitted as LLVM IR
-  (``_make_tile``: 4 rows x up to 24 columns of accumulators). On the 16-32 row products
-  of a GRU step they run at 2-2.5x OpenBLAS' speed (OpenBLAS packs both operands on every
-  call). They are compiled once into one C-callable function (``_sgemm_c``) that the other
-  kernels call by symbol name, so the tiles are not re-optimised inside every kernel that
-  uses them (that alone cost tens of seconds of cold compilation). float64 products call
-  BLAS ``dgemm``.
-* float32 gate nonlinearities use branch-free approximations of ``exp`` and ``tanh``
-  (relative error below 1.5e-7, 1-2 ulp) that vectorise; float64 keeps the exact
-  ``math.exp``/``math.tanh`` of :mod:`fastgru._math`.
+  (``_make_tile``: 4 rows x up to 24 columns of accumulators; one row with two sets of
+  accumulators for matrix-vector products). On the 16-32 row products of a GRU step they
+  run at about twice OpenBLAS' speed (OpenBLAS packs both operands on every call). float64
+  products call BLAS ``dgemm``.
+* The float32 elementwise parts of a step (gates, candidate, state update and their
+  gradients) are 8-lane vector loops emitted as LLVM IR too (``_make_ew``): branch-free
+  approximations of ``exp``, ``sigmoid`` and ``tanh`` with explicit FMAs (relative error
+  below 1.5e-7, 1-2 ulp), the last partial vector under a mask. float64 keeps the exact
+  ``math.exp``/``math.tanh`` of :mod:`fastgru._math` in plain loops.
 * A training batch is split into ``P`` row slices ("parts"), one per thread (``prange``);
   each part has its own work buffer and gradient vector, and the part gradients are summed
   in a fixed order afterwards: bit-for-bit deterministic for a given ``P`` whatever the
   scheduling. ``P`` is chosen by the caller (``engine.CPURunner``).
+* Compilation: Numba links every callee into each caller and optimises the whole again,
+  level after level, and a parallel loop is compiled twice. The GEMM (``_sgemm_c``), the
+  work of one part (``_part_c``) and of one chunk of predictions (``_rows_c``) are
+  therefore compiled once each as C callbacks, and the drivers call them by symbol name
+  (``ensure_entries`` registers the names). That took the cold compilation of a first
+  fit from 41-49 s to about 20 s on the 2-core machine.
 * Work arrays come from flat buffers allocated once per fit (``part_workspace_size``):
   allocating megabytes per mini-batch made glibc return and re-fault pages.
 """
@@ -61,15 +66,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import _math
-from .config import BPTT_BLOCK, GEMM_KC, NJIT_OPTIONS, PARALLEL_OPTIONS
+from .config import GEMM_KC, NJIT_OPTIONS, PARALLEL_OPTIONS
 from .params import B_N, B_RZ, BH_N, BH_RZ, F_, H_, LAYOUT_WIDTH, U_N, U_RZ, W_N, W_RZ
 
 # Exact scalar nonlinearities (float64 path; the CUDA engine compiles the same source).
 sigmoid = njit(inline="always", **NJIT_OPTIONS)(_math.sigmoid)
 tanh = njit(inline="always", **NJIT_OPTIONS)(_math.tanh)
 
-# Options of the overloads inlined into their callers (never compiled, hence never cached,
-# on their own).
+# Options of the small dispatching overloads (gemm, the elementwise parts): compiled with
+# the kernel that calls them and cached with it, not on their own.
 _EW_OPTIONS = {"error_model": "numpy", "nogil": True}
 
 #: Elements kept readable after every array :func:`gemm` reads as its right-hand operand
@@ -755,8 +760,8 @@ def gemm_bias(A, B, C, bias):
     raise NotImplementedError
 
 
-# Inlined (Numba IR): for float32 the body is a single call of the kernel by symbol, so
-# no function is compiled per combination of array layouts.
+# For float32 the body is a single call of the kernel by symbol. (Inlining these into the
+# callers at the Numba IR level compiled more slowly: each call site is copied and typed.)
 @overload(gemm, jit_options=_EW_OPTIONS)
 def _ov_gemm(A, B, C, acc):
     if A.dtype == types.float32:
@@ -784,10 +789,9 @@ def _ov_gemm_bias(A, B, C, bias):
 
 
 @njit(**NJIT_OPTIONS)
-def _colsum(A, out, acc):
+def _colsum(A, out):
     # Sum in the array's dtype, row by row: a fixed order, so the result is deterministic.
-    if not acc:
-        out[:] = 0.0
+    out[:] = 0.0
     for k in range(A.shape[0]):
         for j in range(A.shape[1]):
             out[j] += A[k, j]
@@ -903,8 +907,7 @@ def _bwd_ra_f64(R, Z, N, h, aux, dan, dh, dy):
 
 
 # float32: one call of the vector kernel on the blocks' addresses (the blocks are
-# C-contiguous (B, H) slices); float64: the exact loop. Inlined (Numba IR): nothing is
-# compiled per call site.
+# C-contiguous (B, H) slices); float64: the exact loop.
 
 
 @overload(ew_fwd_seed1, jit_options=_EW_OPTIONS)
@@ -1149,50 +1152,34 @@ def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
             ew_bwd_seed2(R, Hs[t], tmp, dh)
         gemm(R, UT[0], dh, True)
         gemm(Z, UT[1], dh, True)
-        # Weight gradients of the steps done since the last block, while their gate
-        # gradients are still in cache.
-        if t == 0 or (T - t) % BPTT_BLOCK == 0:
-            t_hi = min(T, t + BPTT_BLOCK)
-            _bulk_grads(X, Hs, G, AUX, DAN, WT, reset_after, t, t_hi, t_hi == T,
-                        gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_n, dX, need_dx)  # fmt: skip
+
+    TB = T * B
+    dR = G[0].reshape((TB, H))
+    dZ = G[1].reshape((TB, H))
+    dN = G[2].reshape((TB, H))
+    HpT = Hs[:T].reshape((TB, H)).T
+    XT = X.reshape((TB, F)).T
+    gemm(HpT, dR, gU_rz[:, :H], False)
+    gemm(HpT, dZ, gU_rz[:, H:], False)
+    gemm(XT, dR, gW_rz[:, :H], False)
+    gemm(XT, dZ, gW_rz[:, H:], False)
+    _colsum(dR, gb_rz[:H])
+    _colsum(dZ, gb_rz[H:])
+    dA = DAN.reshape((TB, H))
     if reset_after:
+        gemm(HpT, dN, gU_n, False)
+        gemm(XT, dA, gW_n, False)
+        _colsum(dA, gb_n)
+        _colsum(dN, gbh_n)
         for j in range(2 * H):  # (a loop: array-to-array slice assignment compiles slowly)
             gbh_rz[j] = gb_rz[j]
-
-
-@njit(**NJIT_OPTIONS)
-def _bulk_grads(X, Hs, G, AUX, DAN, WT, reset_after, t0, t1, first,
-                gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_n, dX, need_dx):  # fmt: skip
-    """Weight and input gradients of steps ``t0 <= t < t1``: overwritten when ``first``,
-    else added (the parameter gradients; ``dX`` rows of different blocks are disjoint)."""
-    B, F = X.shape[1], X.shape[2]
-    H = Hs.shape[2]
-    TB = (t1 - t0) * B
-    acc = not first
-    dR = G[0, t0:t1].reshape((TB, H))
-    dZ = G[1, t0:t1].reshape((TB, H))
-    dN = G[2, t0:t1].reshape((TB, H))
-    HpT = Hs[t0:t1].reshape((TB, H)).T
-    XT = X[t0:t1].reshape((TB, F)).T
-    gemm(HpT, dR, gU_rz[:, :H], acc)
-    gemm(HpT, dZ, gU_rz[:, H:], acc)
-    gemm(XT, dR, gW_rz[:, :H], acc)
-    gemm(XT, dZ, gW_rz[:, H:], acc)
-    _colsum(dR, gb_rz[:H], acc)
-    _colsum(dZ, gb_rz[H:], acc)
-    dA = DAN[t0:t1].reshape((TB, H))
-    if reset_after:
-        gemm(HpT, dN, gU_n, acc)
-        gemm(XT, dA, gW_n, acc)
-        _colsum(dA, gb_n, acc)
-        _colsum(dN, gbh_n, acc)
     else:
-        gemm(AUX[t0:t1].reshape((TB, H)).T, dN, gU_n, acc)
-        gemm(XT, dN, gW_n, acc)
-        _colsum(dN, gb_n, acc)
+        gemm(AUX.reshape((TB, H)).T, dN, gU_n, False)
+        gemm(XT, dN, gW_n, False)
+        _colsum(dN, gb_n)
         dA = dN
     if need_dx:
-        dX2 = dX[t0:t1].reshape((TB, F))
+        dX2 = dX.reshape((TB, F))
         gemm(dR, WT[0], dX2, False)
         gemm(dZ, WT[1], dX2, True)
         gemm(dA, WT[2], dX2, True)
