@@ -1,7 +1,10 @@
 """GRURegressor as a scikit-learn estimator."""
 
 import io
+import os
 import pickle
+import subprocess
+import sys
 import warnings
 
 import joblib
@@ -201,6 +204,41 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA is not usable: no NVIDIA driver found"):
         small(device="cuda").fit(np.zeros((4, 3, 1)), np.zeros(4))
     assert est.resolve_device("auto") == "cpu"
+
+
+def test_auto_device_without_driver_node_skips_numba_cuda(monkeypatch):
+    from numba.core import config as numba_config
+
+    import fastgru.estimator as est
+
+    monkeypatch.setattr(numba_config, "ENABLE_CUDASIM", 0)
+    monkeypatch.setattr(est, "_no_gpu_device_node", lambda: True)
+
+    def must_not_run():
+        raise AssertionError("auto must not probe CUDA when no driver node exists")
+
+    monkeypatch.setattr(est, "_cuda_status", must_not_run)
+    assert est.resolve_device("auto") == "cpu"
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or os.path.exists("/dev/nvidiactl")
+    or os.path.exists("/dev/dxg"),
+    reason="needs a Linux machine without an NVIDIA driver",
+)
+def test_auto_fit_without_driver_does_not_import_numba_cuda():
+    code = (
+        "import sys, numpy as np\n"
+        "from fastgru import GRURegressor\n"
+        "m = GRURegressor(units=(3,), epochs=1, random_state=0, device='auto')\n"
+        "m.fit(np.zeros((4, 3, 1), np.float32), np.zeros(4))\n"
+        "print(m.device_, 'numba.cuda' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.split() == ["cpu", "False"]
 
 
 # ---------------------------------------------------------------------------- integration
