@@ -304,3 +304,23 @@ def test_seed_workload_beats_naive_forecast():
     rmse = np.sqrt(np.mean((pred - actual) ** 2))
     rmse_naive = np.sqrt(np.mean((naive - actual) ** 2))
     assert rmse < 0.5 * rmse_naive, (rmse, rmse_naive)
+
+
+def test_predict_fast_path_matches_general_validation_and_keeps_its_errors():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 5, 2))
+    model = small(units=4, epochs=1).fit(X, rng.standard_normal(6))
+    ref = model.predict(X.tolist())  # nested lists: scikit-learn's check_array path
+    for Xv in (X, X.astype(np.float32), np.asfortranarray(X), X[::-1][::-1]):
+        np.testing.assert_array_equal(model.predict(Xv), ref)
+    bad = X.copy()
+    bad[2, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict(bad)
+    bad[2, 3, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        model.predict(X[:0])
+    with pytest.raises(ValueError, match="3 features per time step"):
+        model.predict(np.zeros((2, 5, 3)))
