@@ -635,15 +635,21 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         bz = bias0 if first else 0
         ak = a0 + 4 * k0 * sak
         bk = b0 + 4 * k0 * ldb
+        nvec = (N + 7) >> 3
         i = 0
         while i < M:
             mr = min(4, M - i)
             maxv = 3 if mr >= 3 else (4 if mr == 2 else 7)
-            nvec = (N + 7) // 8
-            nblk = (nvec + maxv - 1) // maxv
+            # Integer divisions cost ~40 cycles each: skipped when one block fits (every
+            # matrix-vector product of H <= 56), a third of a 1 x 50 x 50 product.
+            if nvec <= maxv:
+                nblk, base, extra = 1, nvec, 0
+            else:
+                nblk = (nvec + maxv - 1) // maxv
+                base, extra = nvec // nblk, nvec % nblk
             j0 = 0
             for q in range(nblk):
-                nv = nvec // nblk + (1 if q < nvec % nblk else 0)
+                nv = base + (1 if q < extra else 0)
                 nc = min(8 * nv, N - j0)
                 _tile(mr, nv, ak + 4 * i * sai, sai, sak, bk + 4 * j0, ldb,
                       c0 + 4 * (i * ldc + j0), ldc, bz + 4 * j0 if bz != 0 else 0, kk, ac,
