@@ -1,5 +1,6 @@
-"""From a dated series to a dated forecast: data checks, scaling, windows, ``GRUForecaster``,
-backtests against naive baselines."""
+"""From a dated series to a dated forecast: ``GRUForecaster`` (scaling, windows, recursive
+forecasts) and backtests against naive baselines. The data checks are in :mod:`fastgru.data`
+and re-exported here."""
 
 import numbers
 
@@ -8,253 +9,25 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from .data import (
+    FILL_METHODS,
+    SCALERS,
+    DataError,
+    default_season_length,
+    fit_scaler,
+    forecast_metrics,
+    infer_frequency,
+    prepare_frame,
+    read_csv,
+)
+from .serving import forecaster_attributes, forecaster_params, recursive_forecast
 from .windows import make_windows
 
-FILL_METHODS = ("ffill", "interpolate", "drop")
-SCALERS = ("minmax", "standard", "none")
-_DATE_NAMES = ("date", "ds", "datetime", "timestamp", "time")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used as given; the message names the column, the row and
-    the fix."""
-
-
-# ------------------------------------------------------------------ reading and checking
-def read_csv(path, date_col=None):
-    """Read a CSV file for forecasting, with one-line errors for unreadable input.
-
-    Parameters
-    ----------
-    path : str or Path
-    date_col : str, optional
-        Must be one of the file's columns when given.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The raw table (checked and converted later by :func:`prepare_frame`).
-    """
-    import os
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"file {path} does not exist")
-    if os.path.isdir(path):
-        raise DataError(f"{path} is a folder, not a CSV file")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; expected a CSV with a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        msg = str(exc).strip().splitlines()[-1]
-        raise DataError(f"{path} is not a readable CSV file ({msg})") from None
-    if df.shape[0] == 0:
-        raise DataError(f"{path} has a header but no data rows")
-    if date_col is not None and date_col not in df.columns:
-        raise DataError(f"{path} has no date column {date_col!r}; available columns: "
-                        f"{', '.join(map(str, df.columns))}")  # fmt: skip
-    return df
-
-
-def _fmt_date(ts):
-    """A date for messages; with the time of day when it is not midnight (hourly data)."""
-    ts = pd.Timestamp(ts)
-    return f"{ts:%Y-%m-%d}" if ts == ts.normalize() else f"{ts:%Y-%m-%d %H:%M:%S}"
-
-
-def _fmt_rows(rows, dates=None, limit=5):
-    shown = [f"{r + 1}" + (f" ({_fmt_date(dates[r])})" if dates is not None else "")
-             for r in rows[:limit]]  # fmt: skip
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return ", ".join(shown) + more
-
-
-def _find_date_column(df, date_col):
-    if date_col is not None:
-        if date_col not in df.columns:
-            raise DataError(f"no date column {date_col!r}; available columns: "
-                            f"{', '.join(map(str, df.columns))}")  # fmt: skip
-        return date_col
-    for c in df.columns:
-        if pd.api.types.is_datetime64_any_dtype(df[c]):
-            return c
-    for c in df.columns:
-        if str(c).strip().lower() in _DATE_NAMES:
-            return c
-    return None
-
-
-def _to_dates(values, name):
-    raw = pd.Series(values)
-    parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        r = bad[0]
-        raise DataError(f"date column {name!r} has a value that is not a date at row {r + 1}: "
-                        f"{raw.iloc[r]!r}")  # fmt: skip
-    return pd.DatetimeIndex(parsed)
-
-
-def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
-    """Check and convert dated data into numeric inputs.
-
-    Parameters
-    ----------
-    data : pandas.Series or pandas.DataFrame
-        Indexed by dates, or a DataFrame with a date column (``date_col``, or one found by
-        dtype or by name: Date, ds, datetime, timestamp, time).
-    target : str, optional
-        Column to forecast; by default the only numeric non-date column.
-    features : sequence of str, optional
-        Further columns used as inputs.
-    date_col : str, optional
-    fill : {None, "ffill", "interpolate", "drop"}
-        What to do with missing values; ``None`` raises an error naming the rows.
-
-    Returns
-    -------
-    dates : pandas.DatetimeIndex
-    values : ndarray of shape (n, 1 + n_features), float64; column 0 is the target
-    columns : list of str
-        ``[target, *features]``.
-
-    Raises
-    ------
-    DataError
-        With a one-line message naming the problem, the column and the row.
-    """
-    if fill is not None and fill not in FILL_METHODS:
-        raise DataError(f"fill must be one of {', '.join(FILL_METHODS)} or None, got {fill!r}")
-    if isinstance(data, pd.Series):
-        name = data.name if data.name is not None else "value"
-        if target is not None and target != name:
-            raise DataError(f"the series is named {name!r}, not {target!r}")
-        data = data.to_frame(name=name)
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"expected a pandas Series or DataFrame indexed by dates (or with a "
-                        f"date column), got {type(data).__name__}")  # fmt: skip
-    df = data
-    dcol = _find_date_column(df, date_col)
-    if dcol is not None:
-        dates = _to_dates(df[dcol].to_numpy(), dcol)
-        df = df.drop(columns=[dcol])
-    elif isinstance(df.index, pd.DatetimeIndex):
-        dates = df.index
-    else:
-        raise DataError(
-            "no dates found: index the data by dates or name the date column "
-            f"(date_col / --date-col); columns: {', '.join(map(str, df.columns))}"
-        )
-    available = [str(c) for c in df.columns]
-    if target is None:
-        numeric = [c for c in df.columns
-                   if pd.to_numeric(df[c], errors="coerce").notna().any()]  # fmt: skip
-        if len(numeric) != 1:
-            raise DataError("name the column to forecast (target / --target); available "
-                            f"columns: {', '.join(available)}")  # fmt: skip
-        target = numeric[0]
-    features = [] if features is None else list(features)
-    for c in [target, *features]:
-        if c not in df.columns:
-            raise DataError(f"no column {c!r}; available columns: {', '.join(available)}")
-    if target in features:
-        raise DataError(f"column {target!r} is the target; do not list it in features too")
-    columns = [target, *features]
-
-    values = np.empty((len(df), len(columns)))
-    for j, c in enumerate(columns):
-        raw = df[c]
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = np.flatnonzero(num.isna().to_numpy() & raw.notna().to_numpy())
-        if len(bad):
-            r = bad[0]
-            raise DataError(f"column {c!r} has a non-numeric value {raw.iloc[r]!r} at row {r + 1}"
-                            f" ({_fmt_date(dates[r])})")  # fmt: skip
-        values[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
-        inf = np.flatnonzero(np.isinf(values[:, j]))
-        if len(inf):
-            raise DataError(f"column {c!r} has an infinite value at row {inf[0] + 1}")
-
-    order = dates.to_numpy()
-    if len(order) > 1:
-        back = np.flatnonzero(order[1:] < order[:-1])
-        if len(back):
-            r = back[0] + 1
-            raise DataError(f"dates are not sorted: row {r + 1} ({_fmt_date(dates[r])}) comes "
-                            f"after {_fmt_date(dates[r - 1])}; sort the data by date")  # fmt: skip
-        dup = np.flatnonzero(order[1:] == order[:-1])
-        if len(dup):
-            r = dup[0] + 1
-            raise DataError(f"duplicate date {_fmt_date(dates[r])} at rows {r} and {r + 1}; keep "
-                            "one row per date")  # fmt: skip
-
-    missing = np.isnan(values)
-    if missing.any():
-        if fill is None:
-            j = int(np.flatnonzero(missing.any(axis=0))[0])
-            rows = np.flatnonzero(missing[:, j])
-            raise DataError(f"column {columns[j]!r} has missing values at rows "
-                            f"{_fmt_rows(rows, dates)}; fill them with fill='ffill', "
-                            "'interpolate' or 'drop' (--fill)")  # fmt: skip
-        frame = pd.DataFrame(values, index=dates)
-        if fill == "drop":
-            keep = ~missing.any(axis=1)
-            frame = frame[keep]
-            dates = dates[keep]
-        elif fill == "ffill":
-            frame = frame.ffill().bfill()
-        else:
-            frame = frame.interpolate(method="time", limit_direction="both")
-        values = frame.to_numpy(dtype=np.float64)
-    return dates, values, columns
-
-
-def infer_frequency(dates):
-    """The step between dates: a pandas frequency alias when regular, else the median gap."""
-    if len(dates) >= 3:
-        try:
-            inferred = pd.DatetimeIndex(dates, freq="infer").freq
-        except ValueError:  # irregular or non-unique dates
-            inferred = None
-        if inferred is not None:
-            return inferred.freqstr
-    if len(dates) < 2:
-        raise DataError("need at least 2 dates to infer the frequency of the series")
-    gap = pd.Series(dates[1:] - dates[:-1]).median()
-    if gap >= pd.Timedelta(days=1) and gap % pd.Timedelta(days=1) == pd.Timedelta(0):
-        return pd.tseries.frequencies.to_offset(f"{gap.days}D").freqstr  # "D", not "24h"
-    return pd.tseries.frequencies.to_offset(gap).freqstr
-
-
-def default_season_length(freq):
-    """Seasonal-naive period for a frequency alias: a year of days, a day of hours, ..."""
-    base = pd.tseries.frequencies.to_offset(freq).rule_code.upper().split("-")[0]
-    return {"D": 365, "B": 5, "H": 24, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
-            "QE": 4, "T": 60, "MIN": 60}.get(base, 1)  # fmt: skip
-
-
-# ------------------------------------------------------------------ scaling
-def fit_scaler(kind, values):
-    """Per-column ``(offset, scale)`` so that ``(values - offset) / scale`` is scaled."""
-    if kind == "minmax":
-        lo, hi = values.min(axis=0), values.max(axis=0)
-        return lo, np.where(hi > lo, hi - lo, 1.0)
-    if kind == "standard":
-        mu, sd = values.mean(axis=0), values.std(axis=0)
-        return mu, np.where(sd > 0, sd, 1.0)
-    return np.zeros(values.shape[1]), np.ones(values.shape[1])
-
-
-# ------------------------------------------------------------------ metrics
-def forecast_metrics(actual, predicted):
-    """MAE, RMSE and MAPE (percent; rows where the actual value is 0 are left out of MAPE)."""
-    actual = np.asarray(actual, np.float64).ravel()
-    predicted = np.asarray(predicted, np.float64).ravel()
-    e = predicted - actual
-    nz = actual != 0
-    mape = float(np.mean(np.abs(e[nz] / actual[nz])) * 100) if nz.any() else float("nan")
-    return {"MAE": float(np.mean(np.abs(e))), "RMSE": float(np.sqrt(np.mean(e * e))),
-            "MAPE": mape}  # fmt: skip
+# The data helpers live in fastgru.data (no scikit-learn import); re-exported here.
+__all__ = [
+    "GRUForecaster", "DataError", "FILL_METHODS", "SCALERS", "read_csv", "prepare_frame",
+    "infer_frequency", "default_season_length", "fit_scaler", "forecast_metrics",
+]  # fmt: skip
 
 
 class GRUForecaster(BaseEstimator):
@@ -406,23 +179,6 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         self.n_train_ = len(values)
         return self
 
-    def _forecast_scaled(self, hist_scaled, steps, future_scaled):
-        """Recursive multi-step forecast from one scaled window; returns scaled targets."""
-        reg = self.regressor_
-        hist = hist_scaled.copy()
-        out = []
-        while len(out) < steps:
-            pred = np.atleast_1d(reg.predict(hist[None])[0])
-            k = min(self.horizon, steps - len(out))
-            out.extend(pred[:k])
-            if len(out) < steps:
-                new = np.empty((k, hist.shape[1]))
-                new[:, 0] = pred[:k]
-                if hist.shape[1] > 1:
-                    new[:, 1:] = future_scaled[len(out) - k : len(out), 1:]
-                hist = np.vstack([hist, new])[-self.window :]
-        return np.asarray(out)
-
     def predict(self, steps=None, data=None, future=None):
         """Forecast the next ``steps`` dates in original units.
 
@@ -443,36 +199,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             Named after the target, indexed by the next ``steps`` dates.
         """
         check_is_fitted(self, "regressor_")
-        steps = self.horizon if steps is None else steps
-        if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if data is None:
-            hist, last = self.history_, self.last_date_
-        else:
-            dates, values, _ = self._prepare(data, self.columns_)
-            if len(values) < self.window:
-                raise DataError(f"the data has {len(values)} rows; the model needs the last "
-                                f"window = {self.window} rows to forecast")  # fmt: skip
-            hist, last = values[-self.window :], dates[-1]
-        future_scaled = None
-        if len(self.columns_) > 1 and steps > self.horizon:
-            if future is None:
-                raise DataError(f"forecasting {steps} steps past a horizon of {self.horizon} "
-                                f"needs future values of {', '.join(self.columns_[1:])}: pass "
-                                "future=DataFrame with those columns")  # fmt: skip
-            fut = np.zeros((steps, len(self.columns_)))
-            for j, c in enumerate(self.columns_[1:], start=1):
-                if c not in future:
-                    raise DataError(f"future has no column {c!r}")
-                col = pd.to_numeric(pd.Series(future[c]).reset_index(drop=True), errors="coerce")
-                if len(col) < steps or col[:steps].isna().any():
-                    raise DataError(f"future column {c!r} needs {steps} numeric values")
-                fut[:, j] = col.to_numpy()[:steps]
-            future_scaled = self._scale(fut)
-        pred = self._forecast_scaled(self._scale(hist), steps, future_scaled)
-        pred = pred * self.scale_[0] + self.scale_offset_[0]
-        index = pd.date_range(start=last, periods=steps + 1, freq=self.freq_)[1:]
-        return pd.Series(pred, index=index, name=self.columns_[0])
+        return recursive_forecast(self, self.regressor_.predict, steps, data, future)
 
     def backtest(self, data, test_size=0.1, refit_every=None):
         """Evaluate the model on the end of a series against naive baselines.
@@ -581,30 +308,25 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         fastgru.io.ModelFileError
             Not a fastgru model file, truncated, corrupted, or not a forecaster.
         """
-        from .io import ModelFileError, read_model, regressor_from_state
+        from .io import read_model
 
         header, arrays = read_model(path, kind="GRUForecaster")
-        meta = header["metadata"]
+        return cls._from_state(header["metadata"], arrays, str(path))
+
+    @classmethod
+    def _from_state(cls, meta, arrays, where):
+        """The forecaster stored as ``meta`` and ``arrays`` (from ``io.read_model``)."""
+        from .io import ModelFileError, regressor_from_state
+
         try:
-            params = dict(meta["params"])
-            for k in ("units", "features"):
-                if isinstance(params.get(k), list):
-                    params[k] = tuple(params[k]) if k == "units" else list(params[k])
-            fc = cls(**params)
-            fc.regressor_ = regressor_from_state(meta["regressor"], arrays, where=str(path))
-            fc.columns_ = list(meta["columns"])
-            fc.freq_ = meta["freq"]
-            fc.last_date_ = pd.Timestamp(meta["last_date"])
-            fc.n_train_ = int(meta["n_train"])
-            fc.history_ = arrays["history"]
-            fc.scale_offset_ = arrays["scale_offset"]
-            fc.scale_ = arrays["scale"]
-            if fc.history_.shape != (fc.window, len(fc.columns_)):
-                raise ModelFileError(f"{path}: stored history has shape {fc.history_.shape}")
+            fc = cls(**forecaster_params(meta))
+            fc.regressor_ = regressor_from_state(meta["regressor"], arrays, where=where)
+            for name, value in forecaster_attributes(meta, arrays, fc.window, where).items():
+                setattr(fc, name, value)
         except ModelFileError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(
-                f"{path} has incompatible or incomplete metadata ({exc})"
+                f"{where} has incompatible or incomplete metadata ({exc})"
             ) from None
         return fc

@@ -546,3 +546,178 @@ def test_read_csv(tmp_path, df):
     (tmp_path / "b.csv").write_bytes(b"Date,Temp\n2020-01-01,\xff\xfe\n")
     with pytest.raises(DataError, match="is not a readable CSV file"):
         read_csv(tmp_path / "b.csv")
+
+
+# ------------------------------------------------------------------ serving without sklearn
+@pytest.fixture(scope="module")
+def fitted_f64(df):
+    return GRUForecaster(target="Temp", horizon=2, reset_after=True, dtype="float64",
+                         **{**TINY, "units": 4}).fit(df)  # fmt: skip
+
+
+def _light_and_full(fc, path):
+    from fastgru.serving import SavedForecaster, load_forecaster
+
+    fc.save(path)
+    light = load_forecaster(path)
+    assert isinstance(light, SavedForecaster)  # not the fallback to the estimator
+    return light, GRUForecaster.load(path)
+
+
+@pytest.mark.parametrize(
+    "model, steps, history, future",
+    [
+        ("fitted", 1, 60, False),
+        ("fitted", 5, 120, False),
+        ("fitted_h3", 7, 80, False),  # recursive past the horizon
+        ("fitted_feat", 2, 100, False),  # a feature column, direct
+        ("fitted_feat", 5, 100, True),  # a feature column, recursive with future values
+        ("fitted_f64", 3, 90, False),  # float64 weights, reset_after
+        ("fitted_h3", None, None, False),  # from the stored history
+    ],
+)  # fmt: skip
+def test_light_forecast_is_bit_identical(model, steps, history, future, request, df, tmp_path):
+    fc = request.getfixturevalue(model)
+    light, full = _light_and_full(fc, tmp_path / "m.fgru")
+    kwargs = {"steps": steps}
+    if history is not None:
+        kwargs["data"] = df.iloc[:history]
+    if future:
+        kwargs["future"] = df[["Hum"]].iloc[history:]
+    expected = full.predict(**kwargs)
+    got = light.predict(**kwargs)
+    assert np.array_equal(got.to_numpy(), expected.to_numpy())
+    assert got.index.equals(expected.index) and got.name == expected.name
+    assert np.array_equal(got.to_numpy(), fc.predict(**kwargs).to_numpy())
+
+
+def test_light_forecast_errors_are_the_estimators(fitted_feat, df, tmp_path):
+    light, full = _light_and_full(fitted_feat, tmp_path / "m.fgru")
+    for kwargs in ({"steps": 0}, {"steps": 5, "data": df}, {"data": df.iloc[:5]},
+                   {"data": df[["Date", "Temp"]]}):  # fmt: skip
+        with pytest.raises(ValueError) as expected:
+            full.predict(**kwargs)
+        with pytest.raises(type(expected.value)) as got:
+            light.predict(**kwargs)
+        assert str(got.value) == str(expected.value)
+    light.fill = full.fill = "ffill"
+    gaps = df.astype({"Temp": float}).copy()
+    gaps.loc[[110, 111], "Temp"] = np.nan
+    assert np.array_equal(light.predict(2, data=gaps).to_numpy(),
+                          full.predict(2, data=gaps).to_numpy())  # fmt: skip
+
+
+def _rewrite(path, change):
+    from fastgru.io import read_model, write_model
+
+    header, arrays = read_model(path)
+    change(header["metadata"], arrays)
+    write_model(path, "GRUForecaster", header["metadata"], arrays)
+
+
+def _set(*keys, value):
+    def change(meta, arrays):
+        d = meta
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+
+    return change
+
+
+def _drop_array(name):
+    return lambda meta, arrays: arrays.pop(name)
+
+
+# Files with a valid checksum but metadata the estimator rejects or must handle itself.
+BAD_METADATA = {
+    "units": _set("regressor", "params", "units", value=[5]),
+    "units_zero": _set("regressor", "params", "units", value=[0]),
+    "learning_rate": _set("regressor", "params", "learning_rate", value=-1.0),
+    "epochs": _set("regressor", "params", "epochs", value=1.5),
+    "dtype": _set("regressor", "params", "dtype", value="float16"),
+    "reset_after": _set("regressor", "params", "reset_after", value="yes"),
+    "unknown_regressor_param": _set("regressor", "params", "speed", value=1),
+    "unknown_param": _set("params", "speed", value=1),
+    "window": _set("params", "window", value=7),
+    "columns": _set("columns", value=["Temp", "Hum"]),
+    "last_date": _set("last_date", value="not a date"),
+    "n_train": _set("n_train", value=None),
+    "fitted": _set("regressor", "fitted", value=[]),
+    "n_features": _set("regressor", "fitted", "n_features_in_", value=3),
+    "no_history": _drop_array("history"),
+    "no_theta": _drop_array("theta"),
+    "no_adam": _drop_array("adam_m"),
+    "no_regressor": lambda meta, arrays: meta.pop("regressor"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_light_loader_reports_the_estimators_errors(case, fitted, tmp_path):
+    from fastgru.io import ModelFileError
+    from fastgru.serving import load_forecaster
+
+    path = tmp_path / "m.fgru"
+    fitted.save(path)
+    _rewrite(path, BAD_METADATA[case])
+    with pytest.raises(ModelFileError) as expected:
+        GRUForecaster.load(path)
+    with pytest.raises(ModelFileError) as got:
+        load_forecaster(path)
+    assert str(got.value) == str(expected.value)
+
+
+def test_light_loader_hands_over_to_the_estimator(fitted, df, tmp_path):
+    from fastgru.serving import SavedForecaster, load_forecaster
+
+    path = tmp_path / "m.fgru"
+    fitted.save(path)
+    _rewrite(path, _set("regressor", "params", "device", value="cuda"))
+    assert isinstance(load_forecaster(path), GRUForecaster)  # may need CUDA: the estimator
+    fitted.save(path)
+    _rewrite(path, lambda meta, arrays: arrays["scale"].__setitem__(0, np.nan))
+    light = load_forecaster(path)
+    assert isinstance(light, SavedForecaster)
+    with pytest.raises(ValueError, match="Input X contains NaN") as expected:
+        GRUForecaster.load(path).predict(data=df)
+    with pytest.raises(ValueError) as got:  # a non-finite window: the estimator's checks
+        light.predict(data=df)
+    assert str(got.value) == str(expected.value)
+    gaps = df.copy()
+    gaps.loc[[110, 111], "Temp"] = np.nan
+    light.fill = "ffill"  # kept when the estimator takes over
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        light.predict(data=gaps)
+
+
+def test_light_loader_knows_the_estimators_settings():
+    import inspect
+
+    from fastgru import GRURegressor, serving
+    from fastgru.estimator import resolve_device
+
+    assert serving._FORECASTER_PARAMS == set(inspect.signature(GRUForecaster).parameters)
+    assert serving._REGRESSOR_PARAMS == set(inspect.signature(GRURegressor).parameters)
+    bad = {"epochs": [0, 1.0, True], "batch_size": [0], "n_iter_no_change": [0], "verbose": [-1],
+           "learning_rate": [0, -1e-3, float("inf"), "1"], "huber_delta": [0.0],
+           "validation_fraction": [0, 1], "tol": [-1], "beta_1": [1.0], "beta_2": [1],
+           "epsilon": [0], "momentum": [1.5], "optimizer": ["rmsprop"], "loss": ["l1"],
+           "device": ["gpu"], "dtype": ["float16"], "clip_norm": [0, -1.0],
+           "units": [0, [], [4, 0], [True], "4", [4.0]], "reset_after": [1],
+           "shuffle": [None], "warm_start": ["no"], "nesterovs_momentum": [0]}  # fmt: skip
+    good = {"epochs": [1, 100], "learning_rate": [1, 0.5], "clip_norm": [None, 1],
+            "units": [4, [4, 3]], "momentum": [0, 1], "tol": [0], "validation_fraction": [0.5],
+            "device": ["auto", "cpu", "cuda"], "dtype": ["float32", "float64"]}  # fmt: skip
+    for expect_ok, table in ((False, bad), (True, good)):
+        for name, values in table.items():
+            for value in values:
+                try:
+                    GRURegressor(**{name: value})._check_params()
+                    ok = True
+                except (TypeError, ValueError):
+                    ok = False
+                assert ok is expect_ok, (name, value)
+                assert serving._regressor_settings_ok({name: value}) is ok, (name, value)
+    for device in ("auto", "cpu", "cuda"):
+        if serving._runs_on_cpu(device):
+            assert resolve_device(device) == "cpu"
