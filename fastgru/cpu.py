@@ -1514,6 +1514,24 @@ def _entry_name(kind, ft):
     return f"fastgru_{kind}_{ft}_v1"
 
 
+def kernels_compiled():
+    """Whether the training kernels are ready without compiling: already in this process,
+    or in Numba's on-disk cache (their index file exists and is newer than this module;
+    a heuristic). ``None`` when it cannot be told."""
+    try:
+        if _train_epoch.overloads:
+            return True
+        cache = _train_epoch._cache
+        if type(cache).__name__ == "NullCache":  # caching off: every process compiles
+            return False
+        import os
+
+        index = cache._cache_file._index_path
+        return os.path.exists(index) and os.path.getmtime(index) >= os.path.getmtime(__file__)
+    except Exception:  # Numba internals moved: say nothing rather than guess
+        return None
+
+
 def ensure_entries(dtype, kinds=("part",)):
     """Compile (or load from the cache) the entry points of ``dtype`` named in ``kinds``
     (``"part"``: training; ``"rows"``: prediction) and register their symbols. Must run

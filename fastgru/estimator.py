@@ -431,6 +431,12 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             from .progress import EpochProgress
 
             progress = EpochProgress(cfg.epochs)
+            if device == "cpu":
+                from .cpu import kernels_compiled
+
+                if kernels_compiled() is False:
+                    progress.note("Compiling the CPU kernels: the first run takes longer; "
+                                  "later runs load them from Numba's cache.")  # fmt: skip
 
         def on_epoch(epoch, hist):
             if progress is not None:

@@ -27,12 +27,24 @@ class EpochProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.start = time.perf_counter()
+        self.first_done = None  # when epoch 1 ended: it includes compiling the kernels
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.last = ""
 
-    def line(self, done, loss, val_loss=None):
-        elapsed = time.perf_counter() - self.start
-        per = elapsed / max(done, 1)
+    def note(self, text):
+        """Write one line of text (e.g. that the kernels are being compiled) before the bar."""
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def line(self, done, loss, val_loss=None, now=None):
+        now = time.perf_counter() if now is None else now
+        if done == 1 or self.first_done is None:
+            self.first_done = now
+            per = (now - self.start) / max(done, 1)
+        else:
+            # The first epoch pays for compilation (seconds on a cold cache): rate and ETA
+            # come from the later ones.
+            per = (now - self.first_done) / (done - 1)
         filled = int(self.width * done / max(self.total, 1))
         bar = "#" * filled + "-" * (self.width - filled)
         text = f"Epoch {done}/{self.total} [{bar}] loss {loss:.4g}"

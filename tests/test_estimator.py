@@ -143,6 +143,36 @@ def test_verbose_progress_bar(lag_data, capsys):
     assert "val_loss" in err and "ETA" in err and "Trained 2 epoch(s) on cpu" in err
 
 
+@pytest.mark.parametrize("compiled, noted", [(False, True), (True, False), (None, False)])
+def test_verbose_fit_says_when_it_compiles(lag_data, capsys, monkeypatch, compiled, noted):
+    import fastgru.cpu
+
+    monkeypatch.setattr(fastgru.cpu, "kernels_compiled", lambda: compiled)
+    X2, y = lag_data
+    small(epochs=1, verbose=1).fit(X2, y)
+    assert ("Compiling the CPU kernels" in capsys.readouterr().err) is noted
+
+
+def test_kernels_compiled_after_a_fit(lag_data):
+    from fastgru.cpu import kernels_compiled
+
+    X2, y = lag_data
+    small(epochs=1).fit(X2, y)
+    assert kernels_compiled() is True
+
+
+def test_progress_rate_and_eta_leave_out_the_compiling_first_epoch():
+    import io
+
+    from fastgru.progress import EpochProgress
+
+    p = EpochProgress(5, stream=io.StringIO())
+    p.start = 0.0
+    assert p.line(1, 0.5, now=30.0).endswith("30.00s/epoch ETA 2m00s")
+    assert p.line(2, 0.4, now=32.0).endswith("2.00s/epoch ETA 6s")
+    assert p.line(3, 0.3, now=36.0).endswith("3.00s/epoch ETA 6s")
+
+
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "X,y,match",
