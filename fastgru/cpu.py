@@ -1514,6 +1514,11 @@ def _entry_name(kind, ft):
     return f"fastgru_{kind}_{ft}_v1"
 
 
+def kernels_cacheable():
+    """Whether compiled kernels go to Numba's on-disk cache (``FASTGRU_NO_CACHE`` unset)."""
+    return type(_train_epoch._cache).__name__ != "NullCache"
+
+
 def kernels_compiled():
     """Whether the training kernels are ready without compiling: already in this process,
     or in Numba's on-disk cache (their index file exists and is newer than this module;
@@ -1521,12 +1526,11 @@ def kernels_compiled():
     try:
         if _train_epoch.overloads:
             return True
-        cache = _train_epoch._cache
-        if type(cache).__name__ == "NullCache":  # caching off: every process compiles
+        if not kernels_cacheable():  # every process compiles
             return False
         import os
 
-        index = cache._cache_file._index_path
+        index = _train_epoch._cache._cache_file._index_path
         return os.path.exists(index) and os.path.getmtime(index) >= os.path.getmtime(__file__)
     except Exception:  # Numba internals moved: say nothing rather than guess
         return None

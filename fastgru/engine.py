@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import config
+from . import _precompile, config
 from .params import NetworkSpec  # noqa: F401  (re-exported for the backends)
 
 
@@ -93,6 +93,8 @@ class CPURunner:
         from . import cpu
 
         self._cpu = cpu
+        _precompile.start(theta.dtype)  # cold cache: compile the driver alongside
+        self._ready = False
         self.spec = spec
         self.cfg = cfg
         self.theta = theta
@@ -113,18 +115,28 @@ class CPURunner:
         self.wpack = np.zeros(cpu.pack_size(self.layout), dtype)
         self.part_loss = np.zeros(self.n_parts)
 
-    def epoch(self, order):
+    def epoch_args(self, order):
+        """The arguments of ``cpu.train_epoch`` for one epoch over ``order``."""
         c = self.cfg
-        with _blas_threads(self.theta.dtype, self.n_parts):
-            return self._cpu.train_epoch(
-                self.theta, self.layout, self.head, self.spec.reset_after,
-                config.LOSSES[c.loss], float(c.huber_delta), self.X, self.y,
-                np.ascontiguousarray(order, dtype=np.int64), int(c.batch_size),
-                config.OPTIMIZERS[c.optimizer], float(c.learning_rate), float(c.beta1),
-                float(c.beta2), float(c.epsilon), float(c.momentum), bool(c.nesterov),
-                float(c.clip_norm or 0.0), self.opt.m, self.opt.v, self.opt.step,
-                self.ws, self.grads, self.wpack, self.part_loss,
-            )  # fmt: skip
+        return (
+            self.theta, self.layout, self.head, self.spec.reset_after,
+            config.LOSSES[c.loss], float(c.huber_delta), self.X, self.y,
+            np.ascontiguousarray(order, dtype=np.int64), int(c.batch_size),
+            config.OPTIMIZERS[c.optimizer], float(c.learning_rate), float(c.beta1),
+            float(c.beta2), float(c.epsilon), float(c.momentum), bool(c.nesterov),
+            float(c.clip_norm or 0.0), self.opt.m, self.opt.v, self.opt.step,
+            self.ws, self.grads, self.wpack, self.part_loss,
+        )  # fmt: skip
+
+    def epoch(self, order):
+        dtype = self.theta.dtype
+        if not self._ready:
+            # The entry point here, the driver (perhaps) in the helper process meanwhile.
+            self._cpu.ensure_entries(dtype, ("part",))
+            _precompile.wait(dtype, "train")
+            self._ready = True
+        with _blas_threads(dtype, self.n_parts):
+            return self._cpu.train_epoch(*self.epoch_args(order))
 
     def predict(self, X):
         return predict_cpu(self.spec, self.theta, X)
@@ -213,6 +225,7 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
     dtype = theta.dtype
     wpack = _buffers((pack,), dtype, ("wpack", spec))
     ws = _buffers((size,) if P == 1 else (P, size), dtype, ("ws", spec))
+    _precompile.wait(dtype, "predict")
     with _blas_threads(dtype, P):
         cpu.predict(theta, layout, head, spec.reset_after, X, chunk, out, wpack, ws)
     return out

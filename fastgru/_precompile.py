@@ -1,0 +1,109 @@
+"""Compile kernels in a second process while this one compiles others (cold cache only).
+
+A first fit in a fresh environment compiles three independent pieces, one after the
+other: the training entry point (``cpu._part_c``, ~12 s on the 2-core development
+machine), the epoch driver (``cpu._train_epoch``, ~6 s) and, at the first ``predict``,
+the prediction kernels (~5 s). The driver calls the entry point by symbol name, so it can
+be compiled without it. When Numba's cache holds none of them, :func:`start` launches
+``python -m fastgru._precompile DTYPE``, which compiles the driver and then the prediction
+kernels into the cache while this process compiles the entry point; this process then
+loads them from the cache instead of compiling them (:func:`wait` before each use).
+
+The helper process only ever compiles into Numba's on-disk cache (atomic file writes)
+and prints a line per finished stage; if it fails or is slow, this process compiles what
+it needs itself, as it would without it. ``FASTGRU_NO_PRECOMPILE=1`` turns it off.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+STAGES = ("train", "predict")
+_CHILD_FLAG = "FASTGRU_PRECOMPILE_CHILD"
+_helpers = {}
+
+
+class _Helper:
+    def __init__(self, dtype):
+        env = dict(os.environ, **{_CHILD_FLAG: "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastgru._precompile", dtype],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, text=True,
+        )  # fmt: skip
+        self.done = {s: threading.Event() for s in STAGES}
+        threading.Thread(target=self._read, name="fastgru-precompile", daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            stage = line.strip()
+            if stage in self.done:
+                self.done[stage].set()
+        for event in self.done.values():  # the helper ended: nothing more to wait for
+            event.set()
+        self.proc.wait()
+
+
+def start(dtype):
+    """Launch the helper for ``dtype`` ("float32"/"float64") if the kernels would be
+    compiled from scratch and the compiled code can be cached; otherwise do nothing."""
+    dtype = str(dtype)
+    if dtype in _helpers or os.environ.get(_CHILD_FLAG) or not sys.executable:
+        return
+    if os.environ.get("FASTGRU_NO_PRECOMPILE", "") not in ("", "0"):
+        return
+    from . import cpu
+
+    if cpu.kernels_compiled() is not False or not cpu.kernels_cacheable():
+        return
+    try:
+        _helpers[dtype] = _Helper(dtype)
+    except OSError:  # no process can be started here: compile in this one
+        _helpers[dtype] = None
+
+
+def wait(dtype, stage, timeout=600.0):
+    """Block until the helper of ``dtype`` has finished ``stage`` (or ended, or
+    ``timeout`` seconds passed); return at once if there is no helper."""
+    helper = _helpers.get(str(dtype))
+    if helper is not None:
+        helper.done[stage].wait(timeout)
+
+
+def _compile_in_this_process(dtype):
+    """The helper's work: the epoch driver's signature for ``dtype``, then prediction."""
+    import numba
+    import numpy as np
+    from llvmlite import binding as llvm
+
+    from . import cpu
+    from .engine import CPURunner, OptimizerState, TrainConfig, predict_cpu
+    from .params import NetworkSpec, init_params
+
+    ft = numba.types.float32 if dtype == "float32" else numba.types.float64
+    name = cpu._entry_name("part", ft)
+    if name not in cpu._ENTRIES:
+        # The driver calls the training entry point by this name; the parent process
+        # registers the real one before it loads the driver. This process never runs the
+        # driver, so any valid address stands in for it here.
+        llvm.add_symbol(name, cpu._sgemm_c.address)
+        cpu._ENTRIES[name] = None
+    # The types of a driver call do not depend on the network's size: a tiny network
+    # gives the very signature a real fit uses.
+    spec = NetworkSpec(n_features=1, units=(2,), dtype=dtype)
+    theta = init_params(spec, np.random.default_rng(0))
+    X = np.zeros((16, 3, 1), dtype)
+    y = np.zeros((16, 1), dtype)
+    runner = CPURunner(spec, theta, OptimizerState.zeros(theta.size, theta.dtype),
+                       TrainConfig(batch_size=16), X, y)  # fmt: skip
+    args = runner.epoch_args(np.arange(16, dtype=np.int64))
+    cpu._train_epoch.compile(tuple(numba.typeof(a) for a in args))
+    print("train", flush=True)
+    predict_cpu(spec, theta, X[:1], n_workers=1)  # one window: the serial driver
+    predict_cpu(spec, theta, np.zeros((64, 3, 1), dtype), chunk=8, n_workers=2)  # parallel
+    print("predict", flush=True)
+
+
+if __name__ == "__main__":
+    _compile_in_this_process(sys.argv[1] if len(sys.argv) > 1 else "float32")

@@ -1,0 +1,92 @@
+"""The helper process that compiles the epoch driver and the prediction kernels while the
+first fit compiles the training entry point (cold cache only)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastgru import GRURegressor, _precompile, cpu
+
+
+class _FakeHelper:
+    started = []
+
+    def __init__(self, dtype):
+        _FakeHelper.started.append(dtype)
+
+
+@pytest.fixture
+def fake_helper(monkeypatch):
+    _FakeHelper.started = []
+    monkeypatch.setattr(_precompile, "_Helper", _FakeHelper)
+    monkeypatch.setattr(_precompile, "_helpers", {})
+    monkeypatch.delenv("FASTGRU_NO_PRECOMPILE", raising=False)
+    monkeypatch.delenv("FASTGRU_PRECOMPILE_CHILD", raising=False)
+    monkeypatch.setattr(cpu, "kernels_cacheable", lambda: True)
+    return _FakeHelper.started
+
+
+def test_helper_starts_once_and_only_for_a_cold_cache(fake_helper, monkeypatch):
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda: True)
+    _precompile.start("float32")
+    assert fake_helper == []
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    _precompile.start("float32")
+    _precompile.start("float32")
+    _precompile.start("float64")
+    assert fake_helper == ["float32", "float64"]
+
+
+@pytest.mark.parametrize("env", ["FASTGRU_NO_PRECOMPILE", "FASTGRU_PRECOMPILE_CHILD"])
+def test_helper_switched_off(fake_helper, monkeypatch, env):
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setenv(env, "1")
+    _precompile.start("float32")
+    assert fake_helper == []
+
+
+def test_no_helper_when_nothing_would_be_cached(fake_helper, monkeypatch):
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setattr(cpu, "kernels_cacheable", lambda: False)
+    _precompile.start("float32")
+    assert fake_helper == []
+
+
+def test_wait_returns_when_the_helper_fails():
+    helper = _precompile._Helper("no-such-dtype")  # the child raises at once
+    assert helper.done["train"].wait(120) and helper.done["predict"].wait(1)
+    assert helper.proc.wait(30) != 0
+
+
+@pytest.mark.slow
+def test_cold_fit_loads_what_the_helper_compiled(tmp_path):
+    """A fresh process with an empty cache: the driver and the prediction kernels come
+    from the helper (cache hits), and the predictions are the ones of a fit here."""
+    code = """
+import json, sys
+import numpy as np
+from fastgru import GRURegressor, cpu
+rng = np.random.default_rng(5)
+X = rng.standard_normal((40, 6, 2)); y = X[:, -1, 0] - X[:, 0, 1]
+m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="cpu")
+pred = m.fit(X, y).predict(X[:7])
+hits = lambda d: sum(d.stats.cache_hits.values())
+print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
+                  "predict": hits(cpu._predict_serial)}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "FASTGRU_NO_PRECOMPILE"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=600)  # fmt: skip
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["driver"] == 1 and res["predict"] == 1
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 6, 2))
+    y = X[:, -1, 0] - X[:, 0, 1]
+    m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="cpu")
+    np.testing.assert_array_equal(np.array(res["pred"]), m.fit(X, y).predict(X[:7]))
