@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 STAGES = ("train", "predict")
 _CHILD_FLAG = "FASTGRU_PRECOMPILE_CHILD"
@@ -25,10 +26,11 @@ _helpers = {}
 
 
 class _Helper:
-    def __init__(self, dtype):
+    def __init__(self, dtype, lock=None):
+        self.lock = lock
         env = dict(os.environ, **{_CHILD_FLAG: "1"})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastgru._precompile", dtype],
+            [sys.executable, "-m", "fastgru._precompile", dtype, lock or ""],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, text=True,
         )  # fmt: skip
@@ -43,6 +45,8 @@ class _Helper:
         for event in self.done.values():  # the helper ended: nothing more to wait for
             event.set()
         self.proc.wait()
+        if self.lock is not None:
+            _release(self.lock)
 
 
 def start(dtype):
@@ -57,10 +61,48 @@ def start(dtype):
 
     if cpu.kernels_compiled() is not False or not cpu.kernels_cacheable():
         return
+    lock = _claim(cpu.cache_directory(), dtype)
+    if lock is None:
+        return
     try:
-        _helpers[dtype] = _Helper(dtype)
+        _helpers[dtype] = _Helper(dtype, lock)
     except OSError:  # no process can be started here: compile in this one
+        _release(lock)
         _helpers[dtype] = None
+
+
+#: A claim older than this is taken to be left by a helper that died.
+_STALE_SECONDS = 900
+
+
+def _claim(directory, dtype):
+    """Create the lock file that lets one helper per cache directory run at a time (e.g.
+    not one per worker of a ``GridSearchCV(n_jobs=...)``); its path, or ``None`` if another
+    process holds it or it cannot be made."""
+    if directory is None:
+        return None
+    path = os.path.join(directory, f"fastgru-precompile-{dtype}.lock")
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return path
+        except FileExistsError:
+            try:
+                if time.time() - os.path.getmtime(path) < _STALE_SECONDS:
+                    return None
+                os.remove(path)
+            except OSError:
+                return None
+        except OSError:
+            return None
+    return None
+
+
+def _release(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def wait(dtype, stage, timeout=600.0):
@@ -106,4 +148,8 @@ def _compile_in_this_process(dtype):
 
 
 if __name__ == "__main__":
-    _compile_in_this_process(sys.argv[1] if len(sys.argv) > 1 else "float32")
+    try:
+        _compile_in_this_process(sys.argv[1] if len(sys.argv) > 1 else "float32")
+    finally:
+        if len(sys.argv) > 2 and sys.argv[2]:
+            _release(sys.argv[2])  # also when the parent has exited before us

@@ -1519,6 +1519,16 @@ def kernels_cacheable():
     return type(_train_epoch._cache).__name__ != "NullCache"
 
 
+def cache_directory():
+    """The directory of Numba's cache of these kernels, or ``None`` (caching off)."""
+    if not kernels_cacheable():
+        return None
+    try:
+        return _train_epoch._cache._cache_path
+    except AttributeError:  # Numba internals moved
+        return None
+
+
 def kernels_compiled():
     """Whether the training kernels are ready without compiling: already in this process,
     or in Numba's on-disk cache (their index file exists and is newer than this module;

@@ -15,18 +15,19 @@ from fastgru import GRURegressor, _precompile, cpu
 class _FakeHelper:
     started = []
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, lock=None):
         _FakeHelper.started.append(dtype)
 
 
 @pytest.fixture
-def fake_helper(monkeypatch):
+def fake_helper(monkeypatch, tmp_path):
     _FakeHelper.started = []
     monkeypatch.setattr(_precompile, "_Helper", _FakeHelper)
     monkeypatch.setattr(_precompile, "_helpers", {})
     monkeypatch.delenv("FASTGRU_NO_PRECOMPILE", raising=False)
     monkeypatch.delenv("FASTGRU_PRECOMPILE_CHILD", raising=False)
     monkeypatch.setattr(cpu, "kernels_cacheable", lambda: True)
+    monkeypatch.setattr(cpu, "cache_directory", lambda: str(tmp_path))
     return _FakeHelper.started
 
 
@@ -56,7 +57,26 @@ def test_no_helper_when_nothing_would_be_cached(fake_helper, monkeypatch):
     assert fake_helper == []
 
 
-def test_wait_returns_when_the_helper_fails():
+def test_one_helper_per_cache_directory(fake_helper, monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    _precompile.start("float32")
+    lock = tmp_path / "fastgru-precompile-float32.lock"
+    assert fake_helper == ["float32"] and lock.exists()
+    monkeypatch.setattr(_precompile, "_helpers", {})  # as another process would see it
+    _precompile.start("float32")
+    assert fake_helper == ["float32"]
+    os.utime(lock, (0, 0))  # left by a helper that died long ago
+    _precompile.start("float32")
+    assert fake_helper == ["float32", "float32"]
+
+
+def test_wait_returns_when_the_helper_fails(tmp_path):
+    lock = tmp_path / "claim.lock"
+    lock.touch()
+    helper = _precompile._Helper("no-such-dtype", str(lock))  # the child raises at once
+    assert helper.done["train"].wait(120) and helper.done["predict"].wait(1)
+    assert helper.proc.wait(30) != 0
+    assert not lock.exists()
     helper = _precompile._Helper("no-such-dtype")  # the child raises at once
     assert helper.done["train"].wait(120) and helper.done["predict"].wait(1)
     assert helper.proc.wait(30) != 0
