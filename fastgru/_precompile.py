@@ -28,14 +28,23 @@ _helpers = {}
 class _Helper:
     def __init__(self, dtype, lock=None):
         self.lock = lock
+        self.owner = os.getpid()
         env = dict(os.environ, **{_CHILD_FLAG: "1"})
+        flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
+        # Run from the directory holding this very package, so that ``-m`` imports it and
+        # not a ``fastgru`` folder in the caller's working directory.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastgru._precompile", dtype, lock or ""],
+            [sys.executable, *flags, "-m", "fastgru._precompile", dtype, lock or ""],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, text=True,
+            env=env, cwd=here, text=True,
         )  # fmt: skip
         self.done = {s: threading.Event() for s in STAGES}
-        threading.Thread(target=self._read, name="fastgru-precompile", daemon=True).start()
+        try:
+            threading.Thread(target=self._read, name="fastgru-precompile", daemon=True).start()
+        except Exception:
+            self.abandon()
+            raise
 
     def _read(self):
         for line in self.proc.stdout:
@@ -48,12 +57,25 @@ class _Helper:
         if self.lock is not None:
             _release(self.lock)
 
+    def abandon(self):
+        """Stop waiting for this helper (too slow, or stuck): end it; compile here."""
+        for event in self.done.values():
+            event.set()
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        if self.lock is not None:
+            _release(self.lock)
+
 
 def start(dtype):
     """Launch the helper for ``dtype`` ("float32"/"float64") if the kernels would be
     compiled from scratch and the compiled code can be cached; otherwise do nothing."""
     dtype = str(dtype)
     if dtype in _helpers or os.environ.get(_CHILD_FLAG) or not sys.executable:
+        return
+    if getattr(sys, "frozen", False):  # sys.executable is the application, not Python
         return
     if os.environ.get("FASTGRU_NO_PRECOMPILE", "") not in ("", "0"):
         return
@@ -66,7 +88,7 @@ def start(dtype):
         return
     try:
         _helpers[dtype] = _Helper(dtype, lock)
-    except OSError:  # no process can be started here: compile in this one
+    except Exception:  # no process or thread can be started here: compile in this one
         _release(lock)
         _helpers[dtype] = None
 
@@ -105,12 +127,24 @@ def _release(path):
         pass
 
 
-def wait(dtype, stage, timeout=600.0):
-    """Block until the helper of ``dtype`` has finished ``stage`` (or ended, or
-    ``timeout`` seconds passed); return at once if there is no helper."""
+def wait(dtype, stage, timeout=300.0):
+    """Block until the helper of ``dtype`` has finished ``stage`` or ended; return at once
+    if there is none (or it belongs to the parent of a forked process). A helper still
+    busy after ``timeout`` seconds is abandoned: this process compiles for itself."""
     helper = _helpers.get(str(dtype))
-    if helper is not None:
-        helper.done[stage].wait(timeout)
+    if helper is None or helper.owner != os.getpid():
+        return
+    event = helper.done[stage]
+    deadline = time.monotonic() + timeout
+    while not event.wait(0.25):
+        if time.monotonic() > deadline:
+            helper.abandon()
+            return
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child inherits the table but not the thread that reads the helper's output.
+    os.register_at_fork(after_in_child=_helpers.clear)
 
 
 def _compile_in_this_process(dtype):

@@ -266,6 +266,9 @@ class GRURegressor(RegressorMixin, BaseEstimator):
     def _validate_X(self, X, reset):
         """Return ``X`` as a C-contiguous ``(n, T, F)`` array of the model's dtype."""
         dtype = np.dtype(self.dtype)
+        if isinstance(X, np.ndarray) and X.dtype.kind == "f" and not X.dtype.isnative:
+            # check_array would take '>f8' for "not float64" and cast it to float32.
+            X = X.astype(X.dtype.newbyteorder("="))
         if (
             not reset
             and type(X) is np.ndarray
@@ -432,11 +435,15 @@ class GRURegressor(RegressorMixin, BaseEstimator):
 
             progress = EpochProgress(cfg.epochs)
             if device == "cpu":
-                from .cpu import kernels_compiled
+                from .cpu import kernels_cacheable, kernels_compiled
 
                 if kernels_compiled() is False:
-                    progress.note("Compiling the CPU kernels: the first run takes longer; "
-                                  "later runs load them from Numba's cache.")  # fmt: skip
+                    progress.note(
+                        "Compiling the CPU kernels: the first run takes longer; later runs "
+                        "load them from Numba's cache." if kernels_cacheable() else
+                        "Compiling the CPU kernels (FASTGRU_NO_CACHE is set: every new "
+                        "process compiles them)."
+                    )  # fmt: skip
 
         def on_epoch(epoch, hist):
             if progress is not None:

@@ -354,3 +354,11 @@ def test_predict_fast_path_matches_general_validation_and_keeps_its_errors():
         model.predict(X[:0])
     with pytest.raises(ValueError, match="3 features per time step"):
         model.predict(np.zeros((2, 5, 3)))
+
+
+def test_big_endian_float64_input_keeps_its_precision():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 5, 1))
+    model = small(units=3, epochs=1, dtype="float64").fit(X, rng.standard_normal(6))
+    np.testing.assert_array_equal(model.predict(X.astype(">f8")), model.predict(X))
+    np.testing.assert_array_equal(model.predict(X[:, :, 0].astype(">f8")), model.predict(X))

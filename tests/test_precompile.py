@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -110,3 +111,36 @@ print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
     y = X[:, -1, 0] - X[:, 0, 1]
     m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="cpu")
     np.testing.assert_array_equal(np.array(res["pred"]), m.fit(X, y).predict(X[:7]))
+
+
+def _helper_like(proc, owner):
+    helper = object.__new__(_precompile._Helper)
+    helper.proc, helper.owner, helper.lock = proc, owner, None
+    helper.done = {s: __import__("threading").Event() for s in _precompile.STAGES}
+    return helper
+
+
+def test_wait_ignores_the_helper_of_a_parent_process(monkeypatch):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        helper = _helper_like(sleeper, owner=os.getpid() + 1)  # as seen after a fork
+        monkeypatch.setitem(_precompile._helpers, "float32", helper)
+        t = time.perf_counter()
+        _precompile.wait("float32", "predict", timeout=20)
+        assert time.perf_counter() - t < 1 and sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_stuck_helper_is_abandoned_once(monkeypatch):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    helper = _helper_like(sleeper, owner=os.getpid())
+    monkeypatch.setitem(_precompile._helpers, "float32", helper)
+    t = time.perf_counter()
+    _precompile.wait("float32", "train", timeout=0.5)
+    assert 0.4 < time.perf_counter() - t < 5
+    assert sleeper.wait(10) != 0  # killed
+    t = time.perf_counter()
+    _precompile.wait("float32", "predict", timeout=20)  # no second wait
+    assert time.perf_counter() - t < 1
