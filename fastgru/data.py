@@ -222,10 +222,26 @@ def infer_frequency(dates):
 
 
 def default_season_length(freq):
-    """Seasonal-naive period for a frequency alias: a year of days, a day of hours, ..."""
-    base = pd.tseries.frequencies.to_offset(freq).rule_code.upper().split("-")[0]
-    return {"D": 365, "B": 5, "H": 24, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
-            "QE": 4, "T": 60, "MIN": 60}.get(base, 1)  # fmt: skip
+    """Seasonal-naive period, in steps, for a frequency alias: a day of sub-daily steps
+    (24 hours, 96 quarter-hours), a year of steps of a day or more (365 days, 52 weeks
+    whether written ``W-SUN`` or ``7D``, 12 months, 4 quarters), a week of business days
+    (5). The multiple counts: ``2h`` gives 12, ``2W`` 26."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    try:
+        step = pd.Timedelta(offset)  # fixed-length steps: days, hours, minutes, ...
+    except (TypeError, ValueError):
+        step = None
+    if step is not None and step > pd.Timedelta(0):
+        day = pd.Timedelta(days=1)
+        period = day if step < day else pd.Timedelta(days=365.25)
+        return max(1, round(period / step))
+    base = offset.rule_code.upper().split("-")[0]
+    per_base = {"B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12, "BM": 12, "BMS": 12,
+                "BME": 12, "SM": 24, "SMS": 24, "Q": 4, "QS": 4, "QE": 4, "BQ": 4,
+                "BQS": 4, "BQE": 4}  # fmt: skip
+    if base not in per_base:
+        return 1
+    return max(1, round(per_base[base] / abs(offset.n or 1)))
 
 
 # ------------------------------------------------------------------ scaling

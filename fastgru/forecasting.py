@@ -52,8 +52,9 @@ class GRUForecaster(BaseEstimator):
     fill : {None, "ffill", "interpolate", "drop"}, default=None
         Handling of missing values; ``None`` raises an error naming the rows.
     season_length : int, optional
-        Period of the seasonal-naive baseline in steps; by default a year of daily data (365),
-        a day of hourly data (24), 12 months, 52 weeks, 4 quarters.
+        Period of the seasonal-naive baseline in steps; by default a day of sub-daily data
+        (24 hours, 96 quarter-hours) and a year of anything coarser (365 days, 52 weeks,
+        12 months, 4 quarters); see :func:`default_season_length`.
     units, epochs, batch_size, learning_rate, optimizer, loss, reset_after, clip_norm, \
 early_stopping, validation_fraction, n_iter_no_change, random_state, device, dtype, verbose
         Passed to :class:`~fastgru.GRURegressor`.

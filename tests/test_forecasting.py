@@ -121,6 +121,25 @@ def test_infer_frequency_and_season_length():
         4,
         5,
     ]
+    # the multiple counts; sub-daily steps get a day, steps of days a year
+    assert [default_season_length(f) for f in ("15min", "2h", "7D", "2W", "2D", "3MS")] == [
+        96,
+        12,
+        52,
+        26,
+        183,
+        4,
+    ]
+
+
+def test_weekly_data_with_a_gap_gets_a_yearly_seasonal_baseline():
+    dates = pd.date_range("2015-01-04", periods=200, freq="W-SUN").delete(50)  # a missing week
+    t = np.arange(len(dates))
+    s = pd.Series(10 + 5 * np.sin(2 * np.pi * t / 52), index=dates, name="v")
+    fc = GRUForecaster(window=8, units=4, epochs=1, random_state=0, device="cpu")
+    metrics = fc.backtest(s, test_size=20)
+    assert fc.season_length_ == 52  # not 365 "days" of weeks
+    assert np.isfinite(metrics.loc["seasonal_naive"]).all()
 
 
 # ------------------------------------------------------------------ recursion and inverse scaling
