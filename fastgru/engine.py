@@ -128,14 +128,24 @@ class CPURunner:
             self.ws, self.grads, self.wpack, self.part_loss,
         )  # fmt: skip
 
-    def epoch(self, order):
+    def prepare(self):
+        """Compile (or load from the cache) the training kernels now, so that the first
+        epoch's time is training only."""
+        if self._ready:
+            return
+        import numba
+
         dtype = self.theta.dtype
-        if not self._ready:
-            # The entry point here, the driver (perhaps) in the helper process meanwhile.
-            self._cpu.ensure_entries(dtype, ("part",))
-            _precompile.wait(dtype, "train")
-            self._ready = True
-        with _blas_threads(dtype, self.n_parts):
+        # The entry point here, the driver (perhaps) in the helper process meanwhile.
+        self._cpu.ensure_entries(dtype, ("part",))
+        _precompile.wait(dtype, "train")
+        args = self.epoch_args(np.arange(len(self.X), dtype=np.int64))
+        self._cpu._train_epoch.compile(tuple(numba.typeof(a) for a in args))
+        self._ready = True
+
+    def epoch(self, order):
+        self.prepare()
+        with _blas_threads(self.theta.dtype, self.n_parts):
             return self._cpu.train_epoch(*self.epoch_args(order))
 
     def predict(self, X):

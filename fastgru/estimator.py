@@ -444,6 +444,10 @@ class GRURegressor(RegressorMixin, BaseEstimator):
                         "Compiling the CPU kernels (FASTGRU_NO_CACHE is set: every new "
                         "process compiles them)."
                     )  # fmt: skip
+            prepare = getattr(runner, "prepare", None)
+            if prepare is not None:
+                prepare()  # compile before the clock starts: epoch 1 times training only
+                progress.restart()
 
         def on_epoch(epoch, hist):
             if progress is not None:

@@ -31,6 +31,11 @@ class EpochProgress:
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.last = ""
 
+    def restart(self):
+        """Start the clock now (e.g. after compiling the kernels)."""
+        self.start = time.perf_counter()
+        self.first_done = None
+
     def note(self, text):
         """Write one line of text (e.g. that the kernels are being compiled) before the bar."""
         self.stream.write(text + "\n")

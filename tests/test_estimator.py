@@ -362,3 +362,23 @@ def test_big_endian_float64_input_keeps_its_precision():
     model = small(units=3, epochs=1, dtype="float64").fit(X, rng.standard_normal(6))
     np.testing.assert_array_equal(model.predict(X.astype(">f8")), model.predict(X))
     np.testing.assert_array_equal(model.predict(X[:, :, 0].astype(">f8")), model.predict(X))
+
+
+def test_verbose_first_epoch_time_leaves_out_compilation(lag_data, capsys, monkeypatch):
+    import re
+    import time
+
+    from fastgru.engine import CPURunner
+
+    prepare = CPURunner.prepare
+
+    def slow_prepare(self):  # stands for a cold compile
+        if not self._ready:
+            time.sleep(1.5)
+        prepare(self)
+
+    monkeypatch.setattr(CPURunner, "prepare", slow_prepare)
+    X2, y = lag_data
+    small(epochs=1, verbose=1).fit(X2[:64], y[:64])
+    rate = float(re.search(r"Epoch 1/1 .* ([0-9.]+)s/epoch", capsys.readouterr().err).group(1))
+    assert rate < 1.0
