@@ -316,3 +316,19 @@ def test_early_stopping_restores_best_weights():
     assert len(hist.val_loss) < 30
     final = float(np.mean((predict_cpu(spec, runner.theta, Xv) - yv) ** 2))
     assert final == pytest.approx(min(hist.val_loss), rel=1e-9)
+
+
+@pytest.mark.parametrize("units,F,O", [((4,), 1, 1), ((5, 3), 2, 3), ((50, 50), 1, 1)])
+def test_buffer_sizes_computed_in_python_match_the_kernels(units, F, O):
+    from fastgru import engine
+
+    for reset_after in (False, True):
+        layout, head, _ = NetworkSpec(F, units, O, reset_after).layout()
+        for T, B in ((1, 1), (7, 3), (100, 16)):
+            assert engine._part_ws_size(layout, head, T, B) == cpu.part_workspace_size(
+                layout, head, T, B
+            )
+            assert engine._predict_ws_size(layout, T, B) == cpu.predict_workspace_size(
+                layout, head, T, B
+            )
+        assert engine._pack_size(layout) == cpu.pack_size(layout)
