@@ -282,6 +282,18 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             # A valid float array of sequences: what check_array would return, without its
             # ~80 us of generic dispatch (a single-window predict is ~200 us in all).
             return np.ascontiguousarray(X, dtype=dtype)
+        if (
+            not reset
+            and type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in _FLOAT_DTYPES
+            and getattr(self, "_input_ndim", 3) == 2
+            and not hasattr(self, "feature_names_in_")  # validate_data warns on those
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and np.isfinite(X).all()
+        ):
+            return np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # lag windows, as below
         if X is None:
             raise ValueError("X is None; expected an array of shape "
                              "(n_samples, n_timesteps[, n_features])")  # fmt: skip

@@ -382,3 +382,24 @@ def test_verbose_first_epoch_time_leaves_out_compilation(lag_data, capsys, monke
     small(epochs=1, verbose=1).fit(X2[:64], y[:64])
     rate = float(re.search(r"Epoch 1/1 .* ([0-9.]+)s/epoch", capsys.readouterr().err).group(1))
     assert rate < 1.0
+
+
+def test_predict_fast_path_for_lag_windows_matches_general_validation(lag_data):
+    import pandas as pd
+
+    X2, y = lag_data
+    model = small(epochs=1).fit(X2, y)
+    ref = model.predict(X2.tolist())
+    for Xv in (X2, X2.astype(np.float32), np.asfortranarray(X2)):
+        np.testing.assert_array_equal(model.predict(Xv), ref)
+    bad = X2[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X2[:, :-1])
+    # fitted on a DataFrame: an unnamed array still gets scikit-learn's warning
+    cols = [f"lag{i}" for i in range(X2.shape[1])]
+    named = small(epochs=1).fit(pd.DataFrame(X2, columns=cols), y)
+    with pytest.warns(UserWarning, match="feature names"):
+        named.predict(X2[:2])
