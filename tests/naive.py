@@ -71,3 +71,26 @@ def sgd(theta, grad, vel, lr, momentum, nesterov):
     vel = momentum * vel - lr * grad
     step = momentum * vel - lr * grad if nesterov else vel
     return theta + step, vel
+
+
+# ------------------------------------------------------------------ comparison helpers
+def rel_err(a, b):
+    """Largest absolute difference relative to the largest magnitude of ``b``."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+def central_diff(f, x, eps=1e-6):
+    """Central finite-difference gradient of ``f()`` with respect to the array ``x``,
+    perturbed in place element by element."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        fp = f()
+        x[idx] = old - eps
+        fm = f()
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * eps)
+    return g

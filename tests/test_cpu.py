@@ -20,12 +20,6 @@ def random_layer(rng, F, H, reset_after, scale=0.6):
     }
 
 
-def rel_err(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
-
-
 # ---------------------------------------------------------------------------- forward
 @pytest.mark.parametrize("reset_after", CONVENTIONS)
 @pytest.mark.parametrize("B,T,F,H", [(1, 1, 1, 1), (3, 7, 4, 5), (8, 20, 2, 33), (2, 3, 6, 64)])
@@ -52,7 +46,7 @@ def test_layer_forward_matches_oracle_float32(reset_after):
     out, _ = cpu.layer_forward(X.astype(np.float32), h0.astype(np.float32), p32, reset_after)
     assert out.dtype == np.float32
     ref = naive.gru_layer(X.astype(np.float32), h0.astype(np.float32), p32, reset_after)
-    assert rel_err(out, ref) < 1e-5
+    assert naive.rel_err(out, ref) < 1e-5
 
 
 @pytest.mark.parametrize("reset_after", CONVENTIONS)
@@ -83,19 +77,6 @@ def test_network_predict_matches_oracle(reset_after, units):
 
 
 # ---------------------------------------------------------------------------- gradients
-def central_diff(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("reset_after", CONVENTIONS)
 @pytest.mark.parametrize("B,T,F,H", [(1, 1, 3, 4), (1, 4, 2, 3), (3, 5, 4, 2)])
 def test_layer_gradients_match_finite_differences(reset_after, B, T, F, H):
@@ -112,9 +93,9 @@ def test_layer_gradients_match_finite_differences(reset_after, B, T, F, H):
 
     names = ["W", "U", "b"] + (["bh"] if reset_after else [])
     for name in names:
-        assert rel_err(grads[name], central_diff(loss, p[name])) < 1e-6, name
-    assert rel_err(grads["X"], central_diff(loss, X)) < 1e-6
-    assert rel_err(grads["h0"], central_diff(loss, h0)) < 1e-6
+        assert naive.rel_err(grads[name], naive.central_diff(loss, p[name])) < 1e-6, name
+    assert naive.rel_err(grads["X"], naive.central_diff(loss, X)) < 1e-6
+    assert naive.rel_err(grads["h0"], naive.central_diff(loss, h0)) < 1e-6
     if not reset_after:
         assert grads["bh"] is None
 
@@ -154,8 +135,8 @@ def test_network_gradient_matches_finite_differences(reset_after, loss, units, B
         return naive.loss(naive.network(X, layers, hd, reset_after), y, loss)
 
     assert abs(value - f()) < 1e-12
-    num = central_diff(f, theta)
-    assert rel_err(grad, num) < 1e-6
+    num = naive.central_diff(f, theta)
+    assert naive.rel_err(grad, num) < 1e-6
     # Every block gets a gradient (a dead block would pass a global relative check); with
     # T = 1 the recurrent weights only ever see the zero initial state.
     layers_g, head_g = unpack(spec, grad)

@@ -51,25 +51,6 @@ def cast(p, dtype):
     return {k: (None if v is None else np.asarray(v, dtype)) for k, v in p.items()}
 
 
-def rel_err(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
-
-
-def central_diff(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
 # ---------------------------------------------------------------------------- status
 def test_cuda_status_never_raises_and_explains():
     ok, why = fc.cuda_status()
@@ -148,8 +129,8 @@ def test_layer_forward_backward_match_cpu_and_oracle(dtype, reset_after, B, T, F
     ref = naive.gru_layer(X, h0, p, reset_after)
     assert out.shape == (B, T, H) and out.dtype == np.dtype(dtype)
     assert np.max(np.abs(ref)) > 0.1  # the inputs exercise the gates
-    assert rel_err(out, ref) < tol
-    assert rel_err(out, ref_cpu) < tol
+    assert naive.rel_err(out, ref) < tol
+    assert naive.rel_err(out, ref_cpu) < tol
 
     g = fc.layer_backward(cache, G)
     g_cpu = cpu.layer_backward(cpu_cache, G)
@@ -158,7 +139,7 @@ def test_layer_forward_backward_match_cpu_and_oracle(dtype, reset_after, B, T, F
             assert g["bh"] is None
             continue
         assert g[name].shape == g_cpu[name].shape, name
-        assert rel_err(g[name], g_cpu[name]) < tol, name
+        assert naive.rel_err(g[name], g_cpu[name]) < tol, name
 
 
 @needs_cuda
@@ -177,9 +158,9 @@ def test_layer_gradients_match_oracle_finite_differences(reset_after):
         return np.sum(G * naive.gru_layer(X, h0, p, reset_after))
 
     for name in ["W", "U", "b"] + (["bh"] if reset_after else []):
-        assert rel_err(g[name], central_diff(loss, p[name])) < 1e-7, name
-    assert rel_err(g["X"], central_diff(loss, X)) < 1e-7
-    assert rel_err(g["h0"], central_diff(loss, h0)) < 1e-7
+        assert naive.rel_err(g[name], naive.central_diff(loss, p[name])) < 1e-7, name
+    assert naive.rel_err(g["X"], naive.central_diff(loss, X)) < 1e-7
+    assert naive.rel_err(g["h0"], naive.central_diff(loss, h0)) < 1e-7
 
 
 # ---------------------------------------------------------------------------- network
@@ -228,7 +209,7 @@ def test_network_loss_grad_matches_cpu_and_oracle(dtype, reset_after, units, n_o
     assert abs(value - naive.loss(naive.network(X, layers, head, reset_after), y, loss)) <= (
         tol * abs(ref_value)
     )
-    assert rel_err(grad, ref_grad) < tol
+    assert naive.rel_err(grad, ref_grad) < tol
 
 
 @needs_cuda
@@ -242,7 +223,7 @@ def test_network_gradient_matches_oracle_finite_differences():
         layers, head = unpack(spec, theta)
         return naive.loss(naive.network(X, layers, head, True), y, "huber")
 
-    assert rel_err(grad, central_diff(loss, theta)) < 1e-7
+    assert naive.rel_err(grad, naive.central_diff(loss, theta)) < 1e-7
 
 
 @needs_cuda
@@ -253,7 +234,7 @@ def test_predict_matches_cpu(reset_after):
     X = rng.normal(size=(7, 3, 2))
     out = fc.predict_cuda(spec, theta, X, chunk=3)  # chunks of 3, 3, 1
     assert out.shape == (7, 2)
-    assert rel_err(out, predict_cpu(spec, theta, X)) < 1e-10
+    assert naive.rel_err(out, predict_cpu(spec, theta, X)) < 1e-10
     assert fc.predict_cuda(spec, theta, X[:0]).shape == (0, 2)
 
 
@@ -300,11 +281,11 @@ def test_epoch_matches_cpu_runner(dtype, reset_after, optimizer, loss, clip_norm
     assert int(opt.step[0]) == int(cpu_r.opt.step[0]) == 4 + 3
     # Every parameter moved (the updates are not trivial) and agrees with the CPU engine.
     assert np.all(theta != theta0)
-    assert rel_err(theta, cpu_r.theta) < tol
-    assert rel_err(opt.m, cpu_r.opt.m) < tol
+    assert naive.rel_err(theta, cpu_r.theta) < tol
+    assert naive.rel_err(opt.m, cpu_r.opt.m) < tol
     if optimizer == "adam":
-        assert rel_err(opt.v, cpu_r.opt.v) < tol
-    assert rel_err(gpu_r.predict(X[:4]), cpu_r.predict(X[:4])) < tol
+        assert naive.rel_err(opt.v, cpu_r.opt.v) < tol
+    assert naive.rel_err(gpu_r.predict(X[:4]), cpu_r.predict(X[:4])) < tol
 
 
 @needs_cuda
@@ -317,7 +298,7 @@ def test_bad_batch_reports_start_and_skips_the_rest():
     assert abs(loss_g - loss_c) <= 1e-10 * abs(loss_c)
     theta, opt = gpu_r.finish()
     assert int(opt.step[0]) == int(cpu_r.opt.step[0]) == 5  # only the first batch applied
-    assert rel_err(theta, cpu_r.theta) < 1e-10
+    assert naive.rel_err(theta, cpu_r.theta) < 1e-10
 
 
 @needs_cuda
@@ -337,7 +318,7 @@ def test_snapshot_restore_and_train_loop():
     h_cpu = train(cpu_r, cfg, np.random.default_rng(0), 4, X_val=X, y_val=y)
     assert np.allclose(h_gpu.loss, h_cpu.loss, rtol=1e-10, atol=0)
     assert np.allclose(h_gpu.val_loss, h_cpu.val_loss, rtol=1e-10, atol=0)
-    assert rel_err(gpu_r.finish()[0], cpu_r.theta) < 1e-10
+    assert naive.rel_err(gpu_r.finish()[0], cpu_r.theta) < 1e-10
 
 
 @needs_cuda
