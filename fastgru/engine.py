@@ -165,6 +165,40 @@ class CPURunner:
         return self.theta, self.opt
 
 
+def no_gpu_device_node():
+    """True when this is Linux and no NVIDIA device node exists: no driver is loaded, so
+    CUDA cannot be usable and importing numba-cuda (~0.5 s, ~40 MB) to find that out can
+    be skipped. ``/dev/dxg`` is the GPU of WSL2."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    return not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/dxg"))
+
+
+def auto_is_cpu_without_asking():
+    """True when ``device="auto"`` means the CPU without asking CUDA: Numba's simulator is
+    on (never chosen automatically) or there is no NVIDIA device node."""
+    from numba.core import config as numba_config
+
+    return bool(numba_config.ENABLE_CUDASIM) or no_gpu_device_node()
+
+
+def finite_float_sequences(X, n_features):
+    """True when ``X`` is a plain float32/float64 ndarray ``(n >= 1, T >= 1, n_features)``
+    with finite values: input the predict paths can take without scikit-learn's checks."""
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 3
+        and X.dtype in (np.float32, np.float64)
+        and X.shape[0] > 0
+        and X.shape[1] > 0
+        and X.shape[2] == n_features
+        and bool(np.isfinite(X).all())
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _layout(spec):
     # NetworkSpec is frozen (hashable); the tables are only ever read.

@@ -10,11 +10,18 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import config
-from .engine import CPURunner, OptimizerState, TrainConfig, predict_cpu, train
+from .engine import (
+    CPURunner,
+    OptimizerState,
+    TrainConfig,
+    auto_is_cpu_without_asking,
+    finite_float_sequences,
+    predict_cpu,
+    train,
+)
 from .params import NetworkSpec, init_params, pack, unpack
 
 _DTYPES = ("float32", "float64")
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -24,18 +31,6 @@ def _cuda_status():
     except ImportError as exc:  # pragma: no cover - only without numba-cuda and numba.cuda
         return False, f"numba's CUDA target cannot be imported ({exc})"
     return cuda_status()
-
-
-def _no_gpu_device_node():
-    """True when this is Linux and no NVIDIA device node exists: no driver is loaded, so
-    CUDA cannot be usable and importing numba-cuda (~0.5 s, ~40 MB) to find that out can
-    be skipped. ``/dev/dxg`` is the GPU of WSL2."""
-    import os
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    return not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/dxg"))
 
 
 def resolve_device(device):
@@ -48,9 +43,7 @@ def resolve_device(device):
     if device == "cpu":
         return "cpu"
     if device == "auto":
-        from numba.core import config as numba_config
-
-        if numba_config.ENABLE_CUDASIM or _no_gpu_device_node():
+        if auto_is_cpu_without_asking():
             return "cpu"
         ok, _ = _cuda_status()
         return "cuda" if ok else "cpu"
@@ -269,31 +262,12 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         if isinstance(X, np.ndarray) and X.dtype.kind == "f" and not X.dtype.isnative:
             # check_array would take '>f8' for "not float64" and cast it to float32.
             X = X.astype(X.dtype.newbyteorder("="))
-        if (
-            not reset
-            and type(X) is np.ndarray
-            and X.ndim == 3
-            and X.dtype in _FLOAT_DTYPES
-            and X.shape[0] > 0
-            and X.shape[1] > 0
-            and X.shape[2] == self._n_step_features()
-            and np.isfinite(X).all()
-        ):
-            # A valid float array of sequences: what check_array would return, without its
-            # ~80 us of generic dispatch (a single-window predict is ~200 us in all).
-            return np.ascontiguousarray(X, dtype=dtype)
-        if (
-            not reset
-            and type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in _FLOAT_DTYPES
-            and getattr(self, "_input_ndim", 3) == 2
-            and not hasattr(self, "feature_names_in_")  # validate_data warns on those
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and np.isfinite(X).all()
-        ):
-            return np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # lag windows, as below
+        if not reset:
+            seq = self._trusted_sequences(X)
+            if seq is not None:
+                # What check_array would return, without its ~80 us of generic dispatch
+                # (a single-window predict is ~200 us in all).
+                return np.ascontiguousarray(seq, dtype=dtype)
         if X is None:
             raise ValueError("X is None; expected an array of shape "
                              "(n_samples, n_timesteps[, n_features])")  # fmt: skip
@@ -340,6 +314,19 @@ class GRURegressor(RegressorMixin, BaseEstimator):
                 self._input_ndim = 2
             X = X[:, :, None]
         return np.ascontiguousarray(X, dtype=dtype)
+
+    def _trusted_sequences(self, X):
+        """``X`` as ``(n, T, F)`` when it is a finite float ndarray of the fitted shape (what
+        the general checks below would accept unchanged), else ``None``."""
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and getattr(self, "_input_ndim", 3) == 2
+            and not hasattr(self, "feature_names_in_")  # validate_data warns on those
+            and X.shape[1] == self.n_features_in_
+        ):
+            X = X[:, :, None]  # lag windows of a model fitted on unnamed 2-D arrays
+        return X if finite_float_sequences(X, self._n_step_features()) else None
 
     def _n_step_features(self):
         return self.n_features_in_ if getattr(self, "_input_ndim", 3) == 3 else 1

@@ -207,22 +207,10 @@ def _regressor_settings_ok(p):
 
 def _runs_on_cpu(device):
     """True when ``GRURegressor`` would predict on the CPU for this ``device`` setting
-    without asking CUDA (``estimator.resolve_device``): ``"cpu"``, or ``"auto"`` with
-    Numba's simulator on or, on Linux, no NVIDIA device node."""
-    import os
-    import sys
+    without asking CUDA (``estimator.resolve_device``)."""
+    from .engine import auto_is_cpu_without_asking
 
-    if device == "cpu":
-        return True
-    if device != "auto":
-        return False
-    from numba.core import config as numba_config
-
-    if numba_config.ENABLE_CUDASIM:
-        return True
-    return sys.platform.startswith("linux") and not any(
-        os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/dxg")
-    )
+    return device == "cpu" or (device == "auto" and auto_is_cpu_without_asking())
 
 
 class SavedForecaster:
@@ -278,11 +266,10 @@ class SavedForecaster:
     def _predict_windows(self, X):
         """``GRURegressor.predict`` for the windows :func:`recursive_forecast` passes: 3-D
         float arrays with one feature per column."""
-        if not (type(X) is np.ndarray and X.ndim == 3 and X.dtype in (np.float32, np.float64)
-                and X.shape[0] > 0 and X.shape[1] > 0 and X.shape[2] == self._spec.n_features
-                and np.isfinite(X).all()):  # fmt: skip
+        from .engine import finite_float_sequences, predict_cpu
+
+        if not finite_float_sequences(X, self._spec.n_features):
             raise _NeedsEstimator
-        from .engine import predict_cpu
 
         X = np.ascontiguousarray(X, dtype=self._theta.dtype)
         out = np.asarray(predict_cpu(self._spec, self._theta, X), dtype=np.float64)

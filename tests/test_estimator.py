@@ -239,10 +239,11 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
 def test_auto_device_without_driver_node_skips_numba_cuda(monkeypatch):
     from numba.core import config as numba_config
 
+    import fastgru.engine
     import fastgru.estimator as est
 
     monkeypatch.setattr(numba_config, "ENABLE_CUDASIM", 0)
-    monkeypatch.setattr(est, "_no_gpu_device_node", lambda: True)
+    monkeypatch.setattr(fastgru.engine, "no_gpu_device_node", lambda: True)
 
     def must_not_run():
         raise AssertionError("auto must not probe CUDA when no driver node exists")
