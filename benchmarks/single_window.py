@@ -45,8 +45,9 @@ def main():
     calls = {
         "estimator": lambda: model.predict(x1),
         "predict_cpu": lambda: engine.predict_cpu(spec, theta, x1),
-        "kernel": lambda: cpu.predict(theta, layout, head, spec.reset_after, x1, 1, out,
-                                      wpack, ws),  # fmt: skip
+        "kernel": lambda: cpu.predict(
+            theta, layout, head, spec.reset_after, x1, 1, out, wpack, ws
+        ),  # fmt: skip
     }
     medians = {k: [] for k in calls}
     for f in calls.values():

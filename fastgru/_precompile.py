@@ -171,8 +171,9 @@ def _compile_in_this_process(dtype):
     theta = init_params(spec, np.random.default_rng(0))
     X = np.zeros((16, 3, 1), dtype)
     y = np.zeros((16, 1), dtype)
-    CPURunner(spec, theta, OptimizerState.zeros(theta.size, theta.dtype),
-              TrainConfig(batch_size=16), X, y).prepare()  # compiles; never runs the driver
+    CPURunner(
+        spec, theta, OptimizerState.zeros(theta.size, theta.dtype), TrainConfig(batch_size=16), X, y
+    ).prepare()  # compiles; never runs the driver
     print("train", flush=True)
     predict_cpu(spec, theta, X[:1], n_workers=1)  # one window: the serial driver
     predict_cpu(spec, theta, np.zeros((64, 3, 1), dtype), chunk=8, n_workers=2)  # parallel

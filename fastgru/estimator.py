@@ -1,6 +1,5 @@
 """``GRURegressor``: a scikit-learn estimator over the fastgru engines."""
 
-import numbers
 import warnings
 
 import numpy as np
@@ -9,7 +8,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import config
 from .engine import (
     CPURunner,
     OptimizerState,
@@ -20,9 +18,7 @@ from .engine import (
     train,
 )
 from .params import NetworkSpec, init_params, pack, unpack
-
-_DTYPES = ("float32", "float64")
-_DEVICES = ("auto", "cpu", "cuda")
+from .settings import RULES, check_settings
 
 
 def _cuda_status():
@@ -189,72 +185,9 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         self.nesterovs_momentum = nesterovs_momentum
 
     # ------------------------------------------------------------------ validation
-    def _units_tuple(self):
-        u = self.units
-        if isinstance(u, numbers.Integral) and not isinstance(u, bool):
-            u = (u,)
-        try:
-            u = tuple(u)
-        except TypeError:
-            raise TypeError(
-                f"units must be an int or a sequence of ints, got {self.units!r}"
-            ) from None
-        if not u or not all(
-            isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in u
-        ):
-            raise ValueError(
-                f"units must be a positive int or a non-empty sequence of positive ints "
-                f"(e.g. 50 or (50, 50)), got {self.units!r}"
-            )
-        return tuple(int(h) for h in u)
-
     def _check_params(self):
-        def integer(name, low):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-
-        def real(name, low, high=None, low_open=False, high_open=False):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v!r}")
-            bad = v < low or (low_open and v == low)
-            if high is not None:
-                bad = bad or v > high or (high_open and v == high)
-            if bad:
-                lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-                rng = f"{lo}{low}, {high}{hi}" if high is not None else f"{lo}{low}, inf)"
-                raise ValueError(f"{name} must be in {rng}, got {v!r}")
-
-        def choice(name, options):
-            v = getattr(self, name)
-            if v not in options:
-                raise ValueError(f"{name} must be one of {list(options)}, got {v!r}")
-
-        units = self._units_tuple()
-        integer("epochs", 1)
-        integer("batch_size", 1)
-        integer("n_iter_no_change", 1)
-        integer("verbose", 0)
-        real("learning_rate", 0, low_open=True)
-        real("huber_delta", 0, low_open=True)
-        real("validation_fraction", 0, 1, low_open=True, high_open=True)
-        real("tol", 0)
-        real("beta_1", 0, 1, high_open=True)
-        real("beta_2", 0, 1, high_open=True)
-        real("epsilon", 0, low_open=True)
-        real("momentum", 0, 1)
-        choice("optimizer", tuple(config.OPTIMIZERS))
-        choice("loss", tuple(config.LOSSES))
-        choice("device", _DEVICES)
-        choice("dtype", _DTYPES)
-        for name in ("reset_after", "early_stopping", "shuffle", "warm_start",
-                     "nesterovs_momentum"):  # fmt: skip
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.clip_norm is not None:
-            real("clip_norm", 0, low_open=True)
-        return units
+        """Check every setting (``fastgru.settings``); return the units as a tuple."""
+        return check_settings({name: getattr(self, name) for name in ("units", *RULES)})
 
     def _validate_X(self, X, reset):
         """Return ``X`` as a C-contiguous ``(n, T, F)`` array of the model's dtype."""

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .data import DataError, prepare_frame
 from .io import _FITTED, ModelFileError, read_model
+from .settings import settings_ok
 
 
 # ------------------------------------------------------------------ the forecast itself
@@ -170,41 +171,6 @@ _REGRESSOR_PARAMS = frozenset((
 ))  # fmt: skip
 
 
-def _regressor_settings_ok(p):
-    """True when ``GRURegressor(**p)._check_params()`` passes: the same rules, as a test.
-    A parameter left out takes its (valid) default."""
-    from . import config
-
-    def integer(v, low):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
-
-    def real(v, low, high=np.inf, low_open=False, high_open=False):
-        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v):
-            return False
-        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-
-    rules = {
-        "epochs": lambda v: integer(v, 1), "batch_size": lambda v: integer(v, 1),
-        "n_iter_no_change": lambda v: integer(v, 1), "verbose": lambda v: integer(v, 0),
-        "learning_rate": lambda v: real(v, 0, low_open=True),
-        "huber_delta": lambda v: real(v, 0, low_open=True),
-        "validation_fraction": lambda v: real(v, 0, 1, low_open=True, high_open=True),
-        "tol": lambda v: real(v, 0), "beta_1": lambda v: real(v, 0, 1, high_open=True),
-        "beta_2": lambda v: real(v, 0, 1, high_open=True),
-        "epsilon": lambda v: real(v, 0, low_open=True), "momentum": lambda v: real(v, 0, 1),
-        "optimizer": lambda v: v in tuple(config.OPTIMIZERS),
-        "loss": lambda v: v in tuple(config.LOSSES),
-        "device": lambda v: v in ("auto", "cpu", "cuda"),
-        "dtype": lambda v: v in ("float32", "float64"),
-        "clip_norm": lambda v: v is None or real(v, 0, low_open=True),
-        "units": lambda v: integer(v, 1) or (isinstance(v, list) and len(v) > 0
-                                             and all(integer(h, 1) for h in v)),
-    }  # fmt: skip
-    for name in ("reset_after", "early_stopping", "shuffle", "warm_start", "nesterovs_momentum"):
-        rules[name] = lambda v: isinstance(v, bool)
-    return all(rule(p[name]) for name, rule in rules.items() if name in p)
-
-
 def _runs_on_cpu(device):
     """True when ``GRURegressor`` would predict on the CPU for this ``device`` setting
     without asking CUDA (``estimator.resolve_device``)."""
@@ -233,7 +199,7 @@ class SavedForecaster:
         if not (set(params) <= _FORECASTER_PARAMS and set(rp) <= _REGRESSOR_PARAMS
                 and {"window", "horizon", "date_col", "fill"} <= set(params)
                 and {"units", "dtype", "reset_after", "device"} <= set(rp)
-                and _regressor_settings_ok(rp) and _runs_on_cpu(rp["device"])
+                and settings_ok(rp) and _runs_on_cpu(rp["device"])
                 and isinstance(fitted, dict) and set(fitted) <= set(_FITTED)
                 and "_y_ndim" in fitted and fitted.get("_input_ndim", 3) == 3):  # fmt: skip
             return None

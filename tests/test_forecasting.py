@@ -736,7 +736,7 @@ def test_light_loader_knows_the_estimators_settings():
                 except (TypeError, ValueError):
                     ok = False
                 assert ok is expect_ok, (name, value)
-                assert serving._regressor_settings_ok({name: value}) is ok, (name, value)
+                assert serving.settings_ok({name: value}) is ok, (name, value)
     for device in ("auto", "cpu", "cuda"):
         if serving._runs_on_cpu(device):
             assert resolve_device(device) == "cpu"
