@@ -1412,24 +1412,19 @@ def global_norm(g):
     return math.sqrt(s)
 
 
-@njit(**NJIT_OPTIONS)
-def clip_scale(norm, clip_norm):
-    """Factor that brings the gradient's global norm down to ``clip_norm`` (1 if within)."""
-    if clip_norm > 0.0 and norm > clip_norm:
-        return clip_norm / norm
-    return 1.0
+clip_scale = njit(**NJIT_OPTIONS)(_math.clip_scale)
+_adam_element = njit(inline="always", **NJIT_OPTIONS)(_math.adam_element)
+_sgd_element = njit(inline="always", **NJIT_OPTIONS)(_math.sgd_element)
+_adam_step_size = njit(inline="always", **NJIT_OPTIONS)(_math.adam_step_size)
 
 
 @njit(**NJIT_OPTIONS)
 def adam_update(theta, grad, m, v, step, lr, beta1, beta2, eps, scale):
     """One fused Adam step (Keras' form: ``eps`` added to ``sqrt(v)``, bias correction folded
     into the step size) on the gradient ``grad * scale``; ``step`` counts from 1."""
-    alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+    alpha = _adam_step_size(lr, beta1, beta2, step)
     for i in range(theta.shape[0]):
-        g = grad[i] * scale
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
-        theta[i] -= alpha * m[i] / (math.sqrt(v[i]) + eps)
+        _adam_element(theta, m, v, i, grad[i] * scale, alpha, beta1, beta2, eps)
 
 
 @njit(**NJIT_OPTIONS)
@@ -1437,13 +1432,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov, scale):
     """One fused SGD step with momentum (Keras' form): ``velocity = momentum * velocity -
     lr * g``; ``theta += velocity``, or ``momentum * velocity - lr * g`` with Nesterov."""
     for i in range(theta.shape[0]):
-        g = grad[i] * scale
-        vel = momentum * velocity[i] - lr * g
-        velocity[i] = vel
-        if nesterov:
-            theta[i] += momentum * vel - lr * g
-        else:
-            theta[i] += vel
+        _sgd_element(theta, velocity, i, grad[i] * scale, lr, momentum, nesterov)
 
 
 # --------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ waits for the host:
 5. ``sumsq`` (per-block float64 partial sums of ``grad**2``) and ``update`` (each block reduces
    the same partials in the same order, so all agree on the norm; it skips the update when the
    loss or the norm is not finite, records the batch start, else clips and applies Adam or SGD
-   exactly as ``cpu.adam_update``/``cpu.sgd_update``). Once a batch is bad every later update
+   with the element steps of :mod:`fastgru._math` that ``cpu.adam_update``/``cpu.sgd_update``
+   run too). Once a batch is bad every later update
    of the epoch is skipped too, so the host knows each batch's Adam step without asking; the
    epoch's loss sum, the bad batch's start and the last loss sit in a three-element float64
    status vector that is read once, at the end of the epoch.
@@ -233,6 +234,9 @@ def _kernels(dtype_name, micro):
     nbdt = numba.from_dtype(np.dtype(dtype_name))  # shared arrays (the simulator needs this)
     sigmoid = cuda.jit(device=True)(_math.sigmoid)
     tanh = cuda.jit(device=True)(_math.tanh)
+    clip_scale = cuda.jit(device=True)(_math.clip_scale)
+    adam_element = cuda.jit(device=True)(_math.adam_element)
+    sgd_element = cuda.jit(device=True)(_math.sgd_element)
 
     @cuda.jit(device=True)
     def _dot(S, so, U, uo, ld, K):
@@ -659,22 +663,12 @@ def _kernels(dtype_name, micro):
                 stat[0] += loss * bsz
         if bad or prevbad:
             return
-        scale = 1.0
-        if clip_norm > 0.0 and norm > clip_norm:
-            scale = clip_norm / norm
+        scale = clip_scale(norm, clip_norm)
         for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            g = grad[i] * scale
             if opt_kind == 0:
-                m[i] = beta1 * m[i] + (1.0 - beta1) * g
-                v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
-                theta[i] -= alpha * m[i] / (math.sqrt(v[i]) + eps)
+                adam_element(theta, m, v, i, grad[i] * scale, alpha, beta1, beta2, eps)
             else:
-                vel = momentum * m[i] - lr * g
-                m[i] = vel
-                if nesterov:
-                    theta[i] += momentum * vel - lr * g
-                else:
-                    theta[i] += vel
+                sgd_element(theta, m, i, grad[i] * scale, lr, momentum, nesterov)
 
     return SimpleNamespace(
         gather=gather,
@@ -1054,7 +1048,7 @@ class CUDARunner:
         eng.launch("sumsq", eng.rb, eng.rt)(self.d_grad, n, self.d_part)
         b1, b2 = float(c.beta1), float(c.beta2)
         lr = float(c.learning_rate)
-        alpha = lr * math.sqrt(1.0 - b2**step) / (1.0 - b1**step)
+        alpha = _math.adam_step_size(lr, b1, b2, step)
         g, t = eng._grid(n)
         eng.launch("update", g, t)(
             self.d_theta, self.d_grad, self.d_m, self.d_v, n, self.d_part, eng.rb, self.d_stat,
