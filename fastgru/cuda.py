@@ -264,6 +264,26 @@ def _kernels(dtype_name, micro):
             return grad[off + r * rs + c * cs]
         return npdt(1.0)
 
+    @cuda.jit(device=True)
+    def _stage(sm, base, ld, w, kt, kind, off, xs, ks, x0, xlim, k0, K, lt, nth, ws, theta,
+               grad):  # fmt: skip
+        # Stage the w x kt block of an operand at (x0, k0) in shared memory, k-major
+        # (sm[base + k * ld + x]; zero outside the operand). Its element (x, k) is at
+        # off + x * xs + k * ks. Consecutive threads walk x when that is the contiguous
+        # dimension (A transposed, B as stored), else k, so the global loads coalesce.
+        xfast = xs == 1 and ks != 1
+        for e in range(lt, w * kt, nth):
+            if xfast:
+                x = e % w
+                k = e // w
+            else:
+                k = e % kt
+                x = e // kt
+            v = npdt(0.0)
+            if x0 + x < xlim and k0 + k < K:
+                v = _ld(kind, off, xs, ks, x0 + x, k0 + k, ws, theta, grad)
+            sm[base + k * ld + x] = v
+
     @cuda.jit
     def gather(X, y, order, use_order, with_y, s, B, ws, o_xb, o_yb):
         T = X.shape[1]
@@ -327,33 +347,12 @@ def _kernels(dtype_name, micro):
             bo = jobs[j, base + 6]
             brs = jobs[j, base + 7]
             bcs = jobs[j, base + 8]
-            # A column-contiguous operand (a transposed view) is loaded with consecutive
-            # threads walking its rows, so global loads stay coalesced either way.
-            a_tr = ars == 1 and acs != 1
-            b_tr = brs == 1 and bcs != 1
             for k0 in range(0, K, kt):
-                for e in range(lt, BM * kt, nth):
-                    if a_tr:
-                        m = e % BM
-                        k = e // BM
-                    else:
-                        k = e % kt
-                        m = e // kt
-                    v = npdt(0.0)
-                    if row0 + m < M and k0 + k < K:
-                        v = _ld(ak, ao, ars, acs, row0 + m, k0 + k, ws, theta, grad)
-                    sm[k * ldA + m] = v
-                for e in range(lt, kt * BN, nth):
-                    if b_tr:
-                        k = e % kt
-                        n = e // kt
-                    else:
-                        n = e % BN
-                        k = e // BN
-                    v = npdt(0.0)
-                    if k0 + k < K and col0 + n < N:
-                        v = _ld(bk, bo, brs, bcs, k0 + k, col0 + n, ws, theta, grad)
-                    sm[s_b + k * ldB + n] = v
+                # A's rows and B's columns are the tiles' "x" dimension.
+                _stage(sm, 0, ldA, BM, kt, ak, ao, ars, acs, row0, M, k0, K, lt, nth, ws,
+                       theta, grad)  # fmt: skip
+                _stage(sm, s_b, ldB, BN, kt, bk, bo, bcs, brs, col0, N, k0, K, lt, nth, ws,
+                       theta, grad)  # fmt: skip
                 cuda.syncthreads()
                 for k in range(kt):
                     for a in range(RM):
