@@ -81,7 +81,7 @@ def start(dtype):
         return
     from . import cpu
 
-    if cpu.kernels_compiled() is not False or not cpu.kernels_cacheable():
+    if cpu.kernels_compiled(dtype) is not False or not cpu.kernels_cacheable():
         return
     lock = _claim(cpu.cache_directory(), dtype)
     if lock is None:

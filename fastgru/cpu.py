@@ -1518,19 +1518,33 @@ def cache_directory():
         return None
 
 
-def kernels_compiled():
-    """Whether the training kernels are ready without compiling: already in this process,
-    or in Numba's on-disk cache (their index file exists and is newer than this module;
-    a heuristic). ``None`` when it cannot be told."""
+def kernels_compiled(dtype=None):
+    """Whether the training kernels (of ``dtype``, or of any dtype when ``None``) are ready
+    without compiling: already in this process, or in Numba's on-disk cache for this CPU
+    (their index lists them and is newer than this module; a heuristic). ``None`` when it
+    cannot be told."""
     try:
-        if _train_epoch.overloads:
+        ft = None
+        if dtype is not None:
+            ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+
+        def listed(signatures):
+            return any(ft is None or sig[0].dtype == ft for sig in signatures)
+
+        if listed(_train_epoch.overloads):
             return True
         if not kernels_cacheable():  # every process compiles
             return False
         import os
 
-        index = _train_epoch._cache._cache_file._index_path
-        return os.path.exists(index) and os.path.getmtime(index) >= os.path.getmtime(__file__)
+        from numba.core.registry import cpu_target
+
+        cache_file = _train_epoch._cache._cache_file
+        index = cache_file._index_path
+        if not os.path.exists(index) or os.path.getmtime(index) < os.path.getmtime(__file__):
+            return False
+        magic = cpu_target.target_context.codegen().magic_tuple()
+        return listed(sig for sig, target in cache_file._load_index() if target == magic)
     except Exception:  # Numba internals moved: say nothing rather than guess
         return None
 

@@ -369,7 +369,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             if device == "cpu":
                 from .cpu import kernels_cacheable, kernels_compiled
 
-                if kernels_compiled() is False:
+                if kernels_compiled(spec.dtype) is False:
                     progress.note(
                         "Compiling the CPU kernels: the first run takes longer; later runs "
                         "load them from Numba's cache." if kernels_cacheable() else

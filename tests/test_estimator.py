@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import joblib
+import numba
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -147,7 +148,7 @@ def test_verbose_progress_bar(lag_data, capsys):
 def test_verbose_fit_says_when_it_compiles(lag_data, capsys, monkeypatch, compiled, noted):
     import fastgru.cpu
 
-    monkeypatch.setattr(fastgru.cpu, "kernels_compiled", lambda: compiled)
+    monkeypatch.setattr(fastgru.cpu, "kernels_compiled", lambda *dtype: compiled)
     X2, y = lag_data
     small(epochs=1, verbose=1).fit(X2, y)
     assert ("Compiling the CPU kernels" in capsys.readouterr().err) is noted
@@ -159,6 +160,23 @@ def test_kernels_compiled_after_a_fit(lag_data):
     X2, y = lag_data
     small(epochs=1).fit(X2, y)
     assert kernels_compiled() is True
+    assert kernels_compiled("float32") is True
+
+
+def test_kernels_compiled_tells_the_dtypes_apart(monkeypatch):
+    # In this process: the overloads compiled so far, by the dtype of their first argument.
+    from fastgru import cpu
+
+    f32 = (numba.types.float32[::1],)
+
+    class Only32:
+        overloads = {f32: None}
+
+    monkeypatch.setattr(cpu, "_train_epoch", Only32)
+    assert cpu.kernels_compiled("float32") is True
+    assert cpu.kernels_compiled(None) is True
+    # Nothing compiled for float64 and no readable cache: "cannot tell", not "compiled".
+    assert cpu.kernels_compiled("float64") is None
 
 
 def test_progress_rate_and_eta_leave_out_the_compiling_first_epoch():

@@ -33,10 +33,10 @@ def fake_helper(monkeypatch, tmp_path):
 
 
 def test_helper_starts_once_and_only_for_a_cold_cache(fake_helper, monkeypatch):
-    monkeypatch.setattr(cpu, "kernels_compiled", lambda: True)
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda *dtype: True)
     _precompile.start("float32")
     assert fake_helper == []
-    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda *dtype: False)
     _precompile.start("float32")
     _precompile.start("float32")
     _precompile.start("float64")
@@ -45,21 +45,21 @@ def test_helper_starts_once_and_only_for_a_cold_cache(fake_helper, monkeypatch):
 
 @pytest.mark.parametrize("env", ["FASTGRU_NO_PRECOMPILE", "FASTGRU_PRECOMPILE_CHILD"])
 def test_helper_switched_off(fake_helper, monkeypatch, env):
-    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda *dtype: False)
     monkeypatch.setenv(env, "1")
     _precompile.start("float32")
     assert fake_helper == []
 
 
 def test_no_helper_when_nothing_would_be_cached(fake_helper, monkeypatch):
-    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda *dtype: False)
     monkeypatch.setattr(cpu, "kernels_cacheable", lambda: False)
     _precompile.start("float32")
     assert fake_helper == []
 
 
 def test_one_helper_per_cache_directory(fake_helper, monkeypatch, tmp_path):
-    monkeypatch.setattr(cpu, "kernels_compiled", lambda: False)
+    monkeypatch.setattr(cpu, "kernels_compiled", lambda *dtype: False)
     _precompile.start("float32")
     lock = tmp_path / "fastgru-precompile-float32.lock"
     assert fake_helper == ["float32"] and lock.exists()
