@@ -1,0 +1,62 @@
+"""One GRU layer over a single sequence (B = 1, T = 100, F = 1, float32): the general path
+(``cpu.gru_forward``: five kernel calls a step) against the fused kernel of
+``fused_row_kernel.patch`` (``cpu.gru_forward_one``: the whole recurrence in one call), by
+hidden size. Needs the patch applied::
+
+    git apply benchmarks/tried/fused_row_kernel.patch
+    python benchmarks/tried/fused_row_bench.py
+    git apply -R benchmarks/tried/fused_row_kernel.patch
+
+Prints the smallest of 15 interleaved rounds of 200 calls, in microseconds per layer.
+"""
+
+import time
+
+import numpy as np
+from numba import njit
+
+from fastgru import cpu
+
+T = 100
+_rng = np.random.default_rng(0)
+
+
+def guarded(shape, scale=0.3):
+    n = int(np.prod(shape))
+    buf = np.zeros(n + 64, np.float32)
+    a = buf[:n].reshape(shape)
+    a[:] = _rng.standard_normal(shape) * scale
+    return a
+
+
+@njit
+def _run(X, W, U, bias, ra, Hs, G, AUX, fused, n):
+    for _ in range(n):
+        if fused:
+            cpu.gru_forward_one(X, W, U, bias, ra, Hs, G, AUX)
+        else:
+            cpu.gru_forward(X, W, U, bias, ra, Hs, G, AUX)
+
+
+def main():
+    print("H  convention  U (KB)  general us  fused us")
+    for H in (32, 40, 48, 50, 56, 64):
+        for ra in (False, True):
+            X, W, bias = guarded((T, 1, 1), 1.0), guarded((3, 1, H)), guarded((4, H))
+            U = guarded(6 * H * H)[: 3 * H * H].reshape(3, H, H)  # followed by readable memory
+            Hs, G, AUX = guarded((T + 1, 1, H)), guarded((3, T, 1, H)), guarded((T, 1, H))
+            times = {False: [], True: []}
+            for fused in times:
+                _run(X, W, U, bias, ra, Hs, G, AUX, fused, 5)
+            for _ in range(15):
+                for fused in times:
+                    t = time.perf_counter()
+                    _run(X, W, U, bias, ra, Hs, G, AUX, fused, 200)
+                    times[fused].append((time.perf_counter() - t) / 200 * 1e6)
+            conv = "reset-after" if ra else "seed"
+            print(f"{H:3d} {conv:11s} {3 * H * H * 4 / 1024:7.1f} {min(times[False]):10.1f}"
+                  f" {min(times[True]):9.1f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
