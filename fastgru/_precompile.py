@@ -1,10 +1,11 @@
 """Compile kernels in a second process while this one compiles others (cold cache only).
 
 A first fit in a fresh environment compiles three independent pieces, one after the
-other: the training entry point (``cpu._part_c``, ~12 s on the 2-core development
-machine), the epoch driver (``cpu._train_epoch``, ~6 s) and, at the first ``predict``,
-the prediction kernels (~5 s). The driver calls the entry point by symbol name, so it can
-be compiled without it. When Numba's cache holds none of them, :func:`start` launches
+other: the training entry point (``cpu._part_c``, ~10 s on the 2-core development
+machine), the optimizer step, weight packing and the epoch driver (``cpu._update_c``,
+``cpu._pack_c``, ``cpu._train_epoch``) and, at the first ``predict``, the prediction
+kernels. The driver calls the entry points by symbol name, so it can be compiled without
+the training entry point. When Numba's cache holds none of them, :func:`start` launches
 ``python -m fastgru._precompile DTYPE``, which compiles the driver and then the prediction
 kernels into the cache while this process compiles the entry point; this process then
 loads them from the cache instead of compiling them (:func:`wait` before each use).
@@ -159,6 +160,7 @@ def _compile_in_this_process(dtype):
     from .engine import CPURunner, OptimizerState, TrainConfig, predict_cpu
     from .params import NetworkSpec, init_params
 
+    cpu.ensure_entries(dtype, ("pack", "update"))
     ft = numba.types.float32 if dtype == "float32" else numba.types.float64
     name = cpu._entry_name("part", ft)
     if name not in cpu._ENTRIES:

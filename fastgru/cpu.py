@@ -1042,15 +1042,17 @@ def _packed(wpack, layout, l):
 
 
 @njit(**NJIT_OPTIONS)
-def pack_weights(theta, layout, reset_after, wpack, backward):
-    """Copy every layer's weights into ``wpack`` gate by gate (and the transposes when
-    ``backward``): a few microseconds per batch on the seed network."""
+def pack_weights(theta, layout, reset_after, wpack):
+    """Copy every layer's weights and biases into ``wpack``, gate by gate (what the forward
+    pass multiplies by): a few microseconds per batch on the seed network. Training also
+    needs :func:`pack_transposes`. (Two functions, not one with a flag: a constant flag
+    from compiled code is typed as a literal, and each value compiled a copy.)"""
     for l in range(layout.shape[0]):
         F = layout[l, F_]
         H = layout[l, H_]
         W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n = layer_params(theta, layout, l,
                                                                     reset_after)  # fmt: skip
-        W, U, UT, WT, bias = _packed(wpack, layout, l)
+        W, U, _, _, bias = _packed(wpack, layout, l)
         for f in range(F):
             for j in range(H):
                 W[0, f, j] = W_rz[f, j]
@@ -1061,13 +1063,6 @@ def pack_weights(theta, layout, reset_after, wpack, backward):
                 U[0, k, j] = U_rz[k, j]
                 U[1, k, j] = U_rz[k, H + j]
                 U[2, k, j] = U_n[k, j]
-        if backward:
-            for q in range(3):
-                for j in range(H):
-                    for k in range(H):
-                        UT[q, j, k] = U[q, k, j]
-                    for f in range(F):
-                        WT[q, j, f] = W[q, f, j]
         for j in range(H):
             if reset_after:
                 bias[0, j] = b_rz[j] + bh_rz[j]
@@ -1078,6 +1073,22 @@ def pack_weights(theta, layout, reset_after, wpack, backward):
                 bias[1, j] = b_rz[H + j]
                 bias[3, j] = 0.0
             bias[2, j] = b_n[j]
+
+
+@njit(**NJIT_OPTIONS)
+def pack_transposes(wpack, layout):
+    """The transposed blocks ``UT`` and ``WT`` that BPTT multiplies by, from the blocks
+    :func:`pack_weights` wrote into ``wpack``."""
+    for l in range(layout.shape[0]):
+        F = layout[l, F_]
+        H = layout[l, H_]
+        W, U, UT, WT, _ = _packed(wpack, layout, l)
+        for q in range(3):
+            for j in range(H):
+                for k in range(H):
+                    UT[q, j, k] = U[q, k, j]
+                for f in range(F):
+                    WT[q, j, f] = W[q, f, j]
 
 
 # --------------------------------------------------------------------------------------
@@ -1386,7 +1397,8 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
     O = yb.shape[1]
     n_ws = part_workspace_size(layout, head, T, B)
     wpack = ws[n_ws : n_ws + pack_size(layout)]
-    pack_weights(theta, layout, reset_after, wpack, True)
+    pack_weights(theta, layout, reset_after, wpack)
+    pack_transposes(wpack, layout)
     part = ws[:n_ws]
     xb = part[: T * B * F].reshape((T, B, F))
     yv = part[T * B * F : T * B * F + B * O].reshape((B, O))
@@ -1490,8 +1502,41 @@ def _rows_c(theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F, r
     predict_rows(theta, layout, head, reset_after != 0, X, r0, r1, wpack, ws, out)
 
 
+def _pack_c(theta_a, n_params, layout_a, L, reset_after, wpack_a, wpack_size, transposes,
+            proto):  # fmt: skip
+    """``pack_weights`` into ``wpack`` (and ``pack_transposes`` when ``transposes``)."""
+    theta = carray(_ptr(theta_a, proto), n_params)
+    layout = carray(_ptr(layout_a, _PROTO_I64), (L, LAYOUT_WIDTH))
+    wpack = carray(_ptr(wpack_a, proto), wpack_size)
+    pack_weights(theta, layout, reset_after != 0, wpack)
+    if transposes != 0:
+        pack_transposes(wpack, layout)
+
+
+def _update_c(theta_a, n_params, grads_a, P, part_loss_a, opt_kind, lr, beta1, beta2, eps,
+              momentum, nesterov, clip_norm, m_a, v_a, step_a, proto):  # fmt: skip
+    """``_apply_update`` on addresses: the batch loss, or NaN (nothing updated)."""
+    theta = carray(_ptr(theta_a, proto), n_params)
+    grads = carray(_ptr(grads_a, proto), (P, n_params))
+    part_loss = carray(_ptr(part_loss_a, 0.0), P)
+    m = carray(_ptr(m_a, proto), n_params)
+    v = carray(_ptr(v_a, proto), n_params)
+    step = carray(_ptr(step_a, _PROTO_I64), 1)
+    return _apply_update(theta, grads, part_loss, opt_kind, lr, beta1, beta2, eps, momentum,
+                         nesterov != 0, clip_norm, m, v, step)  # fmt: skip
+
+
 _PART_ARGS = "i i i i i i i d i i i i i i i i i i i i d i i i i i"
 _ROWS_ARGS = "i i i i i i i i i i i i i i i i i i"
+_PACK_ARGS = "i i i i i i i i"
+_UPDATE_ARGS = "i i i i i i d d d d d i d i i i"
+# kind: (Python function, argument spec, returns a float64)
+_KINDS = {
+    "part": (_part_c, _PART_ARGS, True),
+    "rows": (_rows_c, _ROWS_ARGS, False),
+    "pack": (_pack_c, _PACK_ARGS, False),
+    "update": (_update_c, _UPDATE_ARGS, True),
+}
 _ENTRIES = {}
 
 
@@ -1551,19 +1596,17 @@ def kernels_compiled(dtype=None):
 
 def ensure_entries(dtype, kinds=("part",)):
     """Compile (or load from the cache) the entry points of ``dtype`` named in ``kinds``
-    (``"part"``: training; ``"rows"``: prediction) and register their symbols. Must run
-    before a driver that calls them is compiled or loaded; the public drivers do it."""
+    (``"part"``: one part of a training batch; ``"update"``: the optimizer step;
+    ``"pack"``: the packed weights; ``"rows"``: prediction) and register their symbols.
+    Must run before a driver that calls them is compiled or loaded; the public drivers do
+    it."""
     ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
     for kind in kinds:
         name = _entry_name(kind, ft)
         if name in _ENTRIES:
             continue
-        if kind == "part":
-            sig = types.float64(*_arg_types(_PART_ARGS, ft))
-            pyfunc = _part_c
-        else:
-            sig = types.void(*_arg_types(_ROWS_ARGS, ft))
-            pyfunc = _rows_c
+        pyfunc, spec, ret_double = _KINDS[kind]
+        sig = (types.float64 if ret_double else types.void)(*_arg_types(spec, ft))
         fn = cfunc(sig, cache=NJIT_OPTIONS["cache"], error_model="numpy")(pyfunc)
         llvm.add_symbol(name, fn.address)
         _ENTRIES[name] = fn
@@ -1589,6 +1632,8 @@ def _extern_codegen(kind, spec, ret_double):
 
 _part_typer, _part_codegen = _extern_codegen("part", _PART_ARGS, True)
 _rows_typer, _rows_codegen = _extern_codegen("rows", _ROWS_ARGS, False)
+_pack_typer, _pack_codegen = _extern_codegen("pack", _PACK_ARGS, False)
+_update_typer, _update_codegen = _extern_codegen("update", _UPDATE_ARGS, True)
 
 
 @intrinsic
@@ -1602,6 +1647,18 @@ def _call_part(typingctx, theta_a, n_params, layout_a, L, head_a, reset_after, l
 def _call_rows(typingctx, theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F,
                r0, r1, wpack_a, wpack_size, ws_a, ws_size, out_a, O, proto):  # fmt: skip
     return _rows_typer(proto), _rows_codegen
+
+
+@intrinsic
+def _call_pack(typingctx, theta_a, n_params, layout_a, L, reset_after, wpack_a, wpack_size,
+               transposes, proto):  # fmt: skip
+    return _pack_typer(proto), _pack_codegen
+
+
+@intrinsic
+def _call_update(typingctx, theta_a, n_params, grads_a, P, part_loss_a, opt_kind, lr, beta1,
+                 beta2, eps, momentum, nesterov, clip_norm, m_a, v_a, step_a, proto):  # fmt: skip
+    return _update_typer(proto), _update_codegen
 
 
 # --------------------------------------------------------------------------------------
@@ -1637,6 +1694,8 @@ def _apply_update(theta, grads, part_loss, opt_kind, lr, beta1, beta2, eps, mome
 def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order, batch_size,
                  opt_kind, lr, beta1, beta2, eps, momentum, nesterov, clip_norm,
                  m, v, step, ws, grads, wpack, part_loss):  # fmt: skip
+    # Packing and the update are C entry points too (called by symbol, not linked in):
+    # linked, they were most of this driver's compilation.
     n = order.shape[0]
     N, T, F = X.shape
     O = y.shape[1]
@@ -1648,7 +1707,8 @@ def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order
     total = 0.0
     for s in range(0, n, batch_size):
         B = min(batch_size, n - s)
-        pack_weights(theta, layout, reset_after, wpack, True)
+        _call_pack(theta.ctypes.data, n_params, layout.ctypes.data, L, ra, wpack.ctypes.data,
+                   wpack.shape[0], 1, theta[0])  # fmt: skip
         inv = 1.0 / (B * O)
         for p in prange(P):
             part_loss[p] = _call_part(theta.ctypes.data, n_params, layout.ctypes.data, L,
@@ -1657,8 +1717,10 @@ def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order
                                       p, P, inv, ws[p].ctypes.data, ws_size,
                                       wpack.ctypes.data, wpack.shape[0], grads[p].ctypes.data,
                                       theta[0])  # fmt: skip
-        loss = _apply_update(theta, grads, part_loss, opt_kind, lr, beta1, beta2, eps,
-                             momentum, nesterov, clip_norm, m, v, step)  # fmt: skip
+        loss = _call_update(theta.ctypes.data, n_params, grads.ctypes.data, P,
+                            part_loss.ctypes.data, opt_kind, lr, beta1, beta2, eps, momentum,
+                            1 if nesterov else 0, clip_norm, m.ctypes.data, v.ctypes.data,
+                            step.ctypes.data, theta[0])  # fmt: skip
         if not math.isfinite(loss):
             return total / max(s, 1), s
         total += loss * B
@@ -1683,7 +1745,7 @@ def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
     and ``-1``, or the first sample index of a batch whose loss or gradient was not finite;
     training stops there without applying that batch's update.
     """
-    ensure_entries(theta.dtype, ("part",))
+    ensure_entries(theta.dtype, ("part", "pack", "update"))
     return _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
                         batch_size, opt_kind, lr, beta1, beta2, eps, momentum, nesterov,
                         clip_norm, m, v, step, ws, grads, wpack, part_loss)  # fmt: skip
@@ -1706,7 +1768,7 @@ def predict_workspace_size(layout, head, T, B):
 def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
     """Head output of sequences ``X[r0:r1]`` into ``out[r0:r1]``: the forward pass layer by
     layer, each layer's state sequence in one of two buffers used in turn (nothing is kept
-    for BPTT). ``wpack`` holds packed weights (``pack_weights(..., backward=False)``)."""
+    for BPTT). ``wpack`` holds packed weights (``pack_weights``)."""
     T = X.shape[1]
     F0 = X.shape[2]
     B = r1 - r0
@@ -1750,7 +1812,9 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
 
 @njit(**PARALLEL_OPTIONS)
 def _predict_parallel(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
-    pack_weights(theta, layout, reset_after, wpack, False)
+    _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
+               1 if reset_after else 0, wpack.ctypes.data, wpack.shape[0], 0,
+               theta[0])  # fmt: skip
     N, T, F = X.shape
     n_chunks = (N + chunk - 1) // chunk
     P = ws.shape[0]
@@ -1766,7 +1830,9 @@ def _predict_parallel(theta, layout, head, reset_after, X, chunk, out, wpack, ws
 
 @njit(**NJIT_OPTIONS)
 def _predict_serial(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
-    pack_weights(theta, layout, reset_after, wpack, False)
+    _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
+               1 if reset_after else 0, wpack.ctypes.data, wpack.shape[0], 0,
+               theta[0])  # fmt: skip
     N, T, F = X.shape
     ra = 1 if reset_after else 0
     for s in range(0, N, chunk):
@@ -1783,7 +1849,7 @@ def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     sequences): the chunks run in this thread; or a 2-D array of ``P`` such buffers: the
     chunks are dealt round-robin to ``P`` parallel workers. Every row is computed by the
     same code whatever the split, so the result does not depend on ``P``."""
-    ensure_entries(theta.dtype, ("rows",))
+    ensure_entries(theta.dtype, ("pack", "rows"))
     fn = _predict_parallel if ws.ndim == 2 else _predict_serial
     fn(theta, layout, head, reset_after, X, int(chunk), out, wpack, ws)
 
@@ -1814,7 +1880,8 @@ def _pack_layer(params, F, H, dtype, reset_after):
         spec_layout[0, 8:] = offs[-1]
     theta = np.concatenate(theta + [np.zeros(GUARD, dtype)])
     wpack = np.zeros(pack_size(spec_layout), dtype)
-    pack_weights(theta, spec_layout, reset_after, wpack, True)
+    pack_weights(theta, spec_layout, reset_after, wpack)
+    pack_transposes(wpack, spec_layout)
     return wpack, spec_layout
 
 

@@ -136,9 +136,11 @@ class CPURunner:
         import numba
 
         dtype = self.theta.dtype
-        # The entry point here, the driver (perhaps) in the helper process meanwhile.
+        # The entry point here; the optimizer step, packing and the driver (perhaps) in the
+        # helper process meanwhile, loaded from the cache once it is done.
         self._cpu.ensure_entries(dtype, ("part",))
         _precompile.wait(dtype, "train")
+        self._cpu.ensure_entries(dtype, ("pack", "update"))
         args = self.epoch_args(np.arange(len(self.X), dtype=np.int64))
         self._cpu._train_epoch.compile(tuple(numba.typeof(a) for a in args))
         self._ready = True
