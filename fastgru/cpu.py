@@ -48,9 +48,10 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
   scheduling. ``P`` is chosen by the caller (``engine.CPURunner``).
 * Compilation: Numba links every callee into each caller and optimises the whole again,
   level after level, and a parallel loop is compiled twice. The GEMM (``_sgemm_c``), the
-  work of one part (``_part_c``) and of one chunk of predictions (``_rows_c``) are
-  therefore compiled once each as C callbacks, and the drivers call them by symbol name
-  (``ensure_entries`` registers the names). That took the cold compilation of a first
+  work of one part (``_part_c``), of one chunk of predictions (``_rows_c``), the weight
+  packing (``_pack_c``) and the optimizer step (``_update_c``) are therefore compiled once
+  each as C callbacks, and the drivers call them by symbol name (``ensure_entries``
+  registers the names). That took the cold compilation of a first
   fit from 41-49 s to about 20 s on the 2-core machine.
 * Work arrays come from flat buffers allocated once per fit (``part_workspace_size``):
   allocating megabytes per mini-batch made glibc return and re-fault pages.
