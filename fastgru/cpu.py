@@ -610,6 +610,17 @@ def _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc):
                 c[j] = a * b[j] + hb * bias[j]
 
 
+@njit(**NJIT_OPTIONS)
+def _col_split(nvec, maxv):
+    """``(blocks, base, extra)``: ``nvec`` vectors in near-equal blocks of at most ``maxv``
+    (the first ``extra`` blocks one wider), with no lone 1-vector block where avoidable.
+    No division when one block fits (every matrix-vector product of H <= 56)."""
+    if nvec <= maxv:
+        return 1, nvec, 0
+    nblk = (nvec + maxv - 1) // maxv
+    return nblk, nvec // nblk, nvec % nblk
+
+
 _SGEMM_SIG = types.void(*([types.int64] * 12))
 
 
@@ -628,6 +639,13 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         # set-up on, and the compiler vectorises the row update well.
         _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
         return
+    # The split of a row's vectors into column blocks, per row-block height: computed once
+    # per call, not per row block and k panel (each integer division costs ~15-40 cycles).
+    # Every block is 4 rows high but the last, which is M % 4 rows when that is not 0.
+    nvec = (N + 7) >> 3
+    nb4, base4, extra4 = _col_split(nvec, 3) if M >= 4 else (0, 0, 0)
+    rem = M & 3
+    nbr, baser, extrar = _col_split(nvec, 3 if rem == 3 else (4 if rem == 2 else 7))
     k0 = 0
     while True:
         kk = max(min(GEMM_KC, K - k0), 0)  # one pass with kk = 0 when K = 0: C = bias
@@ -636,18 +654,13 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         bz = bias0 if first else 0
         ak = a0 + 4 * k0 * sak
         bk = b0 + 4 * k0 * ldb
-        nvec = (N + 7) >> 3
         i = 0
         while i < M:
             mr = min(4, M - i)
-            maxv = 3 if mr >= 3 else (4 if mr == 2 else 7)
-            # Integer divisions cost ~40 cycles each: skipped when one block fits (every
-            # matrix-vector product of H <= 56), a third of a 1 x 50 x 50 product.
-            if nvec <= maxv:
-                nblk, base, extra = 1, nvec, 0
+            if mr == 4:
+                nblk, base, extra = nb4, base4, extra4
             else:
-                nblk = (nvec + maxv - 1) // maxv
-                base, extra = nvec // nblk, nvec % nblk
+                nblk, base, extra = nbr, baser, extrar
             j0 = 0
             for q in range(nblk):
                 nv = base + (1 if q < extra else 0)
