@@ -160,14 +160,14 @@ def _compile_in_this_process(dtype):
     from .engine import CPURunner, OptimizerState, TrainConfig, predict_cpu
     from .params import NetworkSpec, init_params
 
-    cpu.ensure_entries(dtype, ("pack", "update"))
+    cpu.ensure_entries(dtype, ("gemm", "pack", "update"))
     ft = numba.types.float32 if dtype == "float32" else numba.types.float64
     name = cpu._entry_name("part", ft)
     if name not in cpu._ENTRIES:
         # The driver calls the training entry point by this name; the parent process
         # registers the real one before it loads the driver. This process never runs the
         # driver, so any valid address stands in for it here.
-        llvm.add_symbol(name, cpu._sgemm_c.address)
+        llvm.add_symbol(name, cpu._SLOTS.ctypes.data)
         cpu._ENTRIES[name] = None
     # The types of a driver call do not depend on the network's size: a tiny network
     # gives the very signature a real fit uses.

@@ -57,6 +57,7 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
   allocating megabytes per mini-batch made glibc return and re-fault pages.
 """
 
+import ctypes
 import math
 
 import llvmlite.binding as llvm
@@ -624,7 +625,6 @@ def _col_split(nvec, maxv):
 _SGEMM_SIG = types.void(*([types.int64] * 12))
 
 
-@cfunc(_SGEMM_SIG, cache=NJIT_OPTIONS["cache"], error_model="numpy")
 def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
     """``C (M, N) (+)= A (M, K) B (K, N) (+ bias)`` on float32 addresses and element strides.
 
@@ -675,21 +675,49 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
             break
 
 
-# The kernels call _sgemm_c by this name: the JIT linker resolves it to the compiled
-# function, and cached kernels keep working in a new process (the symbol is registered
-# again at import, before any kernel is loaded).
-_SGEMM_SYMBOL = "fastgru_sgemm_f32_v1"
-llvm.add_symbol(_SGEMM_SYMBOL, _sgemm_c.address)
+# The kernels call the GEMM through an address in this table, not by symbol name: a kernel
+# can then be compiled (and cached) before the GEMM is, so that a cold first fit compiles
+# its training entry point while the precompile helper compiles the GEMM. The table is
+# registered under this name at import, before any kernel is loaded; ``ensure_entries``
+# ("gemm") stores the compiled GEMM's address in it. Until then the slot holds a
+# trampoline that does that on the first call (kernels called directly, as in tests).
+_SLOTS_SYMBOL = "fastgru_slots_v1"
+_SLOTS = np.zeros(1, np.int64)
+_SLOT_SGEMM = 0
+llvm.add_symbol(_SLOTS_SYMBOL, _SLOTS.ctypes.data)
+
+
+def _sgemm_first_call(*args):
+    try:
+        ensure_entries(np.float32, ("gemm",))
+        _ENTRIES[_entry_name("gemm", types.float32)].ctypes(*args)
+    except BaseException:  # a ctypes callback cannot raise: never return a wrong result
+        import os
+        import traceback
+
+        traceback.print_exc()
+        os.abort()
+
+
+_SGEMM_TRAMPOLINE = ctypes.CFUNCTYPE(None, *([ctypes.c_int64] * 12))(_sgemm_first_call)
+_SLOTS[_SLOT_SGEMM] = ctypes.cast(_SGEMM_TRAMPOLINE, ctypes.c_void_p).value
 
 
 @intrinsic
 def _sgemm(typingctx, a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
-    """Call ``_sgemm_c`` by symbol (integer arguments of any width; ``acc`` may be a bool)."""
+    """Call ``_sgemm_c`` through its slot (integer arguments of any width; ``acc`` may be a
+    bool)."""
     sig = types.void(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc)
 
     def codegen(context, builder, signature, args):
         fnty = ir.FunctionType(ir.VoidType(), [_I64] * 12)
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _SGEMM_SYMBOL)
+        module = builder.module
+        table = module.globals.get(_SLOTS_SYMBOL)
+        if table is None:
+            table = ir.GlobalVariable(module, ir.ArrayType(_I64, len(_SLOTS)), _SLOTS_SYMBOL)
+            table.linkage = "external"
+        slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, _SLOT_SGEMM)])
+        fn = builder.inttoptr(builder.load(slot), fnty.as_pointer())
         cast = [context.cast(builder, v, t, types.int64)
                 for v, t in zip(args, signature.args, strict=True)]  # fmt: skip
         builder.call(fn, cast)
@@ -1552,6 +1580,7 @@ _KINDS = {
     "update": (_update_c, _UPDATE_ARGS, True),
 }
 _ENTRIES = {}
+_READY = set()
 
 
 def _arg_types(spec, ft):
@@ -1610,20 +1639,35 @@ def kernels_compiled(dtype=None):
 
 def ensure_entries(dtype, kinds=("part",)):
     """Compile (or load from the cache) the entry points of ``dtype`` named in ``kinds``
-    (``"part"``: one part of a training batch; ``"update"``: the optimizer step;
-    ``"pack"``: the packed weights; ``"rows"``: prediction) and register their symbols.
+    (``"gemm"``: the float32 matrix product; ``"part"``: one part of a training batch;
+    ``"update"``: the optimizer step; ``"pack"``: the packed weights; ``"rows"``:
+    prediction) and register their symbols (the GEMM: its slot).
     Must run before a driver that calls them is compiled or loaded; the public drivers do
     it."""
+    key = (dtype, kinds)
+    if key in _READY:  # the usual case, once per call of a driver (~0.2 us)
+        return
     ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
     for kind in kinds:
         name = _entry_name(kind, ft)
         if name in _ENTRIES:
+            continue
+        if kind == "gemm":  # float32 only (float64 products go to BLAS)
+            if ft != types.float32:
+                continue
+            fn = cfunc(_SGEMM_SIG, cache=NJIT_OPTIONS["cache"], error_model="numpy")(_sgemm_c)
+            _SLOTS[_SLOT_SGEMM] = fn.address
+            _ENTRIES[name] = fn
             continue
         pyfunc, spec, ret_double = _KINDS[kind]
         sig = (types.float64 if ret_double else types.void)(*_arg_types(spec, ft))
         fn = cfunc(sig, cache=NJIT_OPTIONS["cache"], error_model="numpy")(pyfunc)
         llvm.add_symbol(name, fn.address)
         _ENTRIES[name] = fn
+    try:
+        _READY.add(key)
+    except TypeError:  # an unhashable dtype-like: no shortcut next time
+        pass
 
 
 def _extern_codegen(kind, spec, ret_double):
@@ -1759,7 +1803,7 @@ def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
     and ``-1``, or the first sample index of a batch whose loss or gradient was not finite;
     training stops there without applying that batch's update.
     """
-    ensure_entries(theta.dtype, ("part", "pack", "update"))
+    ensure_entries(theta.dtype, ("gemm", "part", "pack", "update"))
     return _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
                         batch_size, opt_kind, lr, beta1, beta2, eps, momentum, nesterov,
                         clip_norm, m, v, step, ws, grads, wpack, part_loss)  # fmt: skip
@@ -1863,7 +1907,7 @@ def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     sequences): the chunks run in this thread; or a 2-D array of ``P`` such buffers: the
     chunks are dealt round-robin to ``P`` parallel workers. Every row is computed by the
     same code whatever the split, so the result does not depend on ``P``."""
-    ensure_entries(theta.dtype, ("pack", "rows"))
+    ensure_entries(theta.dtype, ("gemm", "pack", "rows"))
     fn = _predict_parallel if ws.ndim == 2 else _predict_serial
     fn(theta, layout, head, reset_after, X, int(chunk), out, wpack, ws)
 

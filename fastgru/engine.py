@@ -140,7 +140,7 @@ class CPURunner:
         # helper process meanwhile, loaded from the cache once it is done.
         self._cpu.ensure_entries(dtype, ("part",))
         _precompile.wait(dtype, "train")
-        self._cpu.ensure_entries(dtype, ("pack", "update"))
+        self._cpu.ensure_entries(dtype, ("gemm", "pack", "update"))
         args = self.epoch_args(np.arange(len(self.X), dtype=np.int64))
         self._cpu._train_epoch.compile(tuple(numba.typeof(a) for a in args))
         self._ready = True
