@@ -65,7 +65,9 @@ import numpy as np
 from llvmlite import ir
 from numba import carray, cfunc, njit, prange, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
+from numba.np.arrayobj import populate_array
 
 from . import _math
 from .config import GEMM_KC, NJIT_OPTIONS, PARALLEL_OPTIONS
@@ -114,6 +116,49 @@ def _ptr(typingctx, addr, like):
 
 
 _PROTO_I64 = np.int64(0)
+
+
+@intrinsic
+def _view(typingctx, a, off, shape):
+    """A C-contiguous view of ``shape`` (an int or a tuple of ints) on the memory of the
+    contiguous array ``a``, from its element ``off`` on: ``a.ravel()[off:off + size]
+    .reshape(shape)`` without the checks. Numba compiles a reshape (and a slice) as more
+    code, once per calling function: this is most of the views the kernels carve out of
+    their work buffers, cheaper to compile. Sizes are the caller's to get right."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and isinstance(off, types.Integer)):
+        return None
+    if isinstance(shape, types.Integer):
+        nd = 1
+    elif isinstance(shape, types.BaseTuple) and all(isinstance(t, types.Integer) for t in shape):
+        nd = len(shape)
+    else:
+        return None
+    ret = types.Array(a.dtype, nd, "C")
+    sig = ret(a, off, shape)
+
+    def codegen(context, builder, signature, args):
+        aty, offty, shty = signature.args
+        src = context.make_array(aty)(context, builder, args[0])
+        intp = context.get_value_type(types.intp)
+        if isinstance(shty, types.BaseTuple):
+            parts = cgutils.unpack_tuple(builder, args[2])
+            dims = [context.cast(builder, d, t, types.intp)
+                    for d, t in zip(parts, shty, strict=True)]  # fmt: skip
+        else:
+            dims = [context.cast(builder, args[2], shty, types.intp)]
+        itemsize = context.get_abi_sizeof(context.get_data_type(aty.dtype))
+        strides = []
+        step = ir.Constant(intp, itemsize)
+        for d in reversed(dims):
+            strides.insert(0, step)
+            step = builder.mul(step, d)
+        start = context.cast(builder, args[1], offty, types.intp)
+        out = context.make_array(ret)(context, builder)
+        populate_array(out, data=builder.gep(src.data, [start]), shape=dims, strides=strides,
+                       itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)  # fmt: skip
+        return impl_ret_borrowed(context, builder, ret, out._getvalue())
+
+    return sig, codegen
 
 
 def _splat(x):
@@ -1022,18 +1067,18 @@ def layer_params(theta, layout, l, reset_after):
     """Views of layer ``l``'s parameter blocks in ``theta`` (or in a gradient vector)."""
     F = layout[l, F_]
     H = layout[l, H_]
-    W_rz = theta[layout[l, W_RZ] : layout[l, W_RZ] + F * 2 * H].reshape((F, 2 * H))
-    W_n = theta[layout[l, W_N] : layout[l, W_N] + F * H].reshape((F, H))
-    U_rz = theta[layout[l, U_RZ] : layout[l, U_RZ] + H * 2 * H].reshape((H, 2 * H))
-    U_n = theta[layout[l, U_N] : layout[l, U_N] + H * H].reshape((H, H))
-    b_rz = theta[layout[l, B_RZ] : layout[l, B_RZ] + 2 * H]
-    b_n = theta[layout[l, B_N] : layout[l, B_N] + H]
+    W_rz = _view(theta, layout[l, W_RZ], (F, 2 * H))
+    W_n = _view(theta, layout[l, W_N], (F, H))
+    U_rz = _view(theta, layout[l, U_RZ], (H, 2 * H))
+    U_n = _view(theta, layout[l, U_N], (H, H))
+    b_rz = _view(theta, layout[l, B_RZ], 2 * H)
+    b_n = _view(theta, layout[l, B_N], H)
     if reset_after:
-        bh_rz = theta[layout[l, BH_RZ] : layout[l, BH_RZ] + 2 * H]
-        bh_n = theta[layout[l, BH_N] : layout[l, BH_N] + H]
+        bh_rz = _view(theta, layout[l, BH_RZ], 2 * H)
+        bh_n = _view(theta, layout[l, BH_N], H)
     else:
-        bh_rz = theta[0:0]
-        bh_n = theta[0:0]
+        bh_rz = _view(theta, 0, 0)
+        bh_n = _view(theta, 0, 0)
     return W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n
 
 
@@ -1041,8 +1086,8 @@ def layer_params(theta, layout, l, reset_after):
 def head_params(theta, head):
     Hl = head[0]
     O = head[1]
-    W = theta[head[2] : head[2] + Hl * O].reshape((Hl, O))
-    b = theta[head[3] : head[3] + O]
+    W = _view(theta, head[2], (Hl, O))
+    b = _view(theta, head[3], O)
     return W, b
 
 
@@ -1071,15 +1116,15 @@ def _packed(wpack, layout, l):
         off += _layer_pack_size(layout[q, F_], layout[q, H_])
     F = layout[l, F_]
     H = layout[l, H_]
-    W = wpack[off : off + 3 * F * H].reshape((3, F, H))
+    W = _view(wpack, off, (3, F, H))
     off += 3 * F * H
-    U = wpack[off : off + 3 * H * H].reshape((3, H, H))
+    U = _view(wpack, off, (3, H, H))
     off += 3 * H * H
-    UT = wpack[off : off + 3 * H * H].reshape((3, H, H))
+    UT = _view(wpack, off, (3, H, H))
     off += 3 * H * H
-    WT = wpack[off : off + 3 * H * F].reshape((3, H, F))
+    WT = _view(wpack, off, (3, H, F))
     off += 3 * H * F
-    bias = wpack[off : off + 4 * H].reshape((4, H))
+    bias = _view(wpack, off, (4, H))
     return W, U, UT, WT, bias
 
 
@@ -1153,9 +1198,9 @@ def gru_forward(X, W, U, bias, reset_after, Hs, G, AUX):
     T, B, F = X.shape
     H = Hs.shape[2]
     # Input projections of all steps, biases included: G[q] = X W[q] + bias[q].
-    X2 = X.reshape((T * B, F))
+    X2 = _view(X, 0, (T * B, F))
     for q in range(3):
-        gemm_bias(X2, W[q], G[q].reshape((T * B, H)), bias[q])
+        gemm_bias(X2, W[q], _view(G, q * T * B * H, (T * B, H)), bias[q])
     for t in range(T):
         # One step on (B, H) blocks: recurrent products into the projections, then the
         # elementwise part (B * H contiguous elements per block).
@@ -1213,18 +1258,18 @@ def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
         gemm(Z, UT[1], dh, True)
 
     TB = T * B
-    dR = G[0].reshape((TB, H))
-    dZ = G[1].reshape((TB, H))
-    dN = G[2].reshape((TB, H))
-    HpT = Hs[:T].reshape((TB, H)).T
-    XT = X.reshape((TB, F)).T
+    dR = _view(G, 0, (TB, H))
+    dZ = _view(G, TB * H, (TB, H))
+    dN = _view(G, 2 * TB * H, (TB, H))
+    HpT = _view(Hs, 0, (TB, H)).T
+    XT = _view(X, 0, (TB, F)).T
     gemm(HpT, dR, gU_rz[:, :H], False)
     gemm(HpT, dZ, gU_rz[:, H:], False)
     gemm(XT, dR, gW_rz[:, :H], False)
     gemm(XT, dZ, gW_rz[:, H:], False)
     _colsum(dR, gb_rz[:H])
     _colsum(dZ, gb_rz[H:])
-    dA = DAN.reshape((TB, H))
+    dA = _view(DAN, 0, (TB, H))
     if reset_after:
         gemm(HpT, dN, gU_n, False)
         gemm(XT, dA, gW_n, False)
@@ -1233,12 +1278,12 @@ def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
         for j in range(2 * H):  # (a loop: array-to-array slice assignment compiles slowly)
             gbh_rz[j] = gb_rz[j]
     else:
-        gemm(AUX.reshape((TB, H)).T, dN, gU_n, False)
+        gemm(_view(AUX, 0, (TB, H)).T, dN, gU_n, False)
         gemm(XT, dN, gW_n, False)
         _colsum(dN, gb_n)
         dA = dN
     if need_dx:
-        dX2 = dX.reshape((TB, F))
+        dX2 = _view(dX, 0, (TB, F))
         gemm(dR, WT[0], dX2, False)
         gemm(dZ, WT[1], dX2, True)
         gemm(dA, WT[2], dX2, True)
@@ -1321,19 +1366,19 @@ def _layer_views(ws, layout, T, B, F0, O, l):
         off += _layer_ws_size(T, B, layout[q, H_])
     H = layout[l, H_]
     TBH = T * B * H
-    Hs = ws[off : off + TBH + B * H].reshape((T + 1, B, H))
+    Hs = _view(ws, off, (T + 1, B, H))
     off += TBH + B * H
-    G = ws[off : off + 3 * TBH].reshape((3, T, B, H))
+    G = _view(ws, off, (3, T, B, H))
     off += 3 * TBH
-    AUX = ws[off : off + TBH].reshape((T, B, H))
+    AUX = _view(ws, off, (T, B, H))
     off += TBH
-    DAN = ws[off : off + TBH].reshape((T, B, H))
+    DAN = _view(ws, off, (T, B, H))
     off += TBH
-    dY = ws[off : off + TBH].reshape((T, B, H))
+    dY = _view(ws, off, (T, B, H))
     off += TBH
-    dh = ws[off : off + B * H].reshape((B, H))
+    dh = _view(ws, off, (B, H))
     off += B * H
-    tmp = ws[off : off + B * H].reshape((B, H))
+    tmp = _view(ws, off, (B, H))
     return Hs, G, AUX, DAN, dY, dh, tmp
 
 
@@ -1402,8 +1447,8 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, 
         gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
         inp = Hs[1:]
     off = _head_offset(layout, T, B, F0, O)
-    yhat = ws[off : off + B * O].reshape((B, O))
-    dyhat = ws[off + B * O : off + 2 * B * O].reshape((B, O))
+    yhat = _view(ws, off, (B, O))
+    dyhat = _view(ws, off + B * O, (B, O))
     # Only the last step of the top layer feeds the head: dY of the top layer is zero but
     # for its last step.
     dY_top = _layer_views(ws, layout, T, B, F0, O, L - 1)[4]
@@ -1438,12 +1483,12 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
     T, B, F = Xb.shape
     O = yb.shape[1]
     n_ws = part_workspace_size(layout, head, T, B)
-    wpack = ws[n_ws : n_ws + pack_size(layout)]
+    wpack = _view(ws, n_ws, pack_size(layout))
     pack_weights(theta, layout, reset_after, wpack)
     pack_transposes(wpack, layout)
-    part = ws[:n_ws]
-    xb = part[: T * B * F].reshape((T, B, F))
-    yv = part[T * B * F : T * B * F + B * O].reshape((B, O))
+    part = _view(ws, 0, n_ws)
+    xb = _view(part, 0, (T, B, F))
+    yv = _view(part, T * B * F, (B, O))
     for t in range(T):
         for i in range(B):
             for f in range(F):
@@ -1518,8 +1563,8 @@ def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delt
         grad[:] = 0.0
         return 0.0
     Bp = r1 - r0
-    xb = ws[: T * Bp * F].reshape((T, Bp, F))
-    yb = ws[T * Bp * F : T * Bp * F + Bp * O].reshape((Bp, O))
+    xb = _view(ws, 0, (T, Bp, F))
+    yb = _view(ws, T * Bp * F, (Bp, O))
     for i in range(Bp):
         q = order[r0 + i]
         for t in range(T):
@@ -1835,25 +1880,25 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
     Hmax = 0
     for l in range(L):
         Hmax = max(Hmax, layout[l, H_])
-    xb = ws[: T * B * F0].reshape((T, B, F0))
+    xb = _view(ws, 0, (T, B, F0))
     for i in range(B):
         for t in range(T):
             for f in range(F0):
                 xb[t, i, f] = X[r0 + i, t, f]
     off = T * B * F0
     SH = (T + 1) * B * Hmax
-    seqs = ws[off : off + 2 * SH]
+    seqs = _view(ws, off, 2 * SH)
     off += 2 * SH
-    gbuf = ws[off : off + 3 * T * B * Hmax]
+    gbuf = _view(ws, off, 3 * T * B * Hmax)
     off += 3 * T * B * Hmax
-    abuf = ws[off : off + T * B * Hmax]
+    abuf = _view(ws, off, T * B * Hmax)
     inp = xb
     for l in range(L):
         H = layout[l, H_]
         W, U, _, _, bias = _packed(wpack, layout, l)
-        Hs = seqs[(l % 2) * SH : (l % 2) * SH + (T + 1) * B * H].reshape((T + 1, B, H))
-        G = gbuf[: 3 * T * B * H].reshape((3, T, B, H))
-        AUX = abuf[: T * B * H].reshape((T, B, H))
+        Hs = _view(seqs, (l % 2) * SH, (T + 1, B, H))
+        G = _view(gbuf, 0, (3, T, B, H))
+        AUX = _view(abuf, 0, (T, B, H))
         Hs[0] = 0.0
         gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
         inp = Hs[1:]
