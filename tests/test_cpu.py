@@ -313,3 +313,66 @@ def test_buffer_sizes_computed_in_python_match_the_kernels(units, F, O):
                 layout, head, T, B
             )
         assert engine._pack_size(layout) == cpu.pack_size(layout)
+
+
+def test_view_is_an_offset_reshape_sharing_memory():
+    from numba import njit
+
+    @njit
+    def views(a, off):
+        v = cpu._view(a, off, (2, 3))
+        w = cpu._view(a, off + 6, 4)
+        x = cpu._view(a, 1, (2, 2, 2))
+        v[1, 2] = -1.0
+        return v, w, x
+
+    for dtype in (np.float32, np.float64):
+        a = np.arange(20, dtype=dtype)
+        v, w, x = views(a, 3)
+        np.testing.assert_array_equal(v, np.array([[3, 4, 5], [6, 7, -1]], dtype))
+        np.testing.assert_array_equal(w, np.arange(9, 13, dtype=dtype))
+        np.testing.assert_array_equal(x, np.r_[1:8, -1].astype(dtype).reshape(2, 2, 2))
+        assert a[8] == -1 and v.flags.c_contiguous and v.dtype == dtype
+        del a  # the views keep the buffer alive
+        assert float(v.sum() + w.sum() + x.sum()) == 24 + 42 + 27
+
+
+def test_view_refuses_arrays_that_are_not_contiguous():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    @njit
+    def view_of_column(a):
+        return cpu._view(a[:, 0], 0, 2)
+
+    with pytest.raises(TypingError):
+        view_of_column(np.zeros((3, 3), np.float32))
+
+
+def test_gemm_slot_fills_itself_on_first_use_in_a_fresh_process():
+    """Kernels call the float32 GEMM through a table slot; a kernel called before any
+    driver (as here) goes through the trampoline, which compiles or loads the GEMM, fills
+    the slot and computes the product."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from numba import njit
+from fastgru import cpu
+trampoline = int(cpu._SLOTS[cpu._SLOT_SGEMM])
+@njit
+def product(A, B, C):
+    cpu.gemm(A, B, C, False)
+rng = np.random.default_rng(0)
+A = rng.standard_normal((5, 7)).astype(np.float32)
+B = rng.standard_normal((7, 9)).astype(np.float32)
+C = np.zeros((5, 9), np.float32)
+product(A, B, C)
+gemm = cpu._ENTRIES[cpu._entry_name("gemm", cpu.types.float32)]
+assert int(cpu._SLOTS[cpu._SLOT_SGEMM]) == gemm.address != trampoline
+print(float(np.abs(C - A @ B).max()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=600)  # fmt: skip
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-5
