@@ -18,7 +18,7 @@ CACHE = os.environ.get("FASTGRU_NO_CACHE", "") not in ("1", "true", "yes")
 
 NJIT_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 
-#: The kernels with a ``prange`` loop (the epoch, batch-parallel prediction).
+#: The kernel with a ``prange`` loop (the epoch driver).
 PARALLEL_OPTIONS = {**NJIT_OPTIONS, "parallel": True}
 
 #: Depth of the k-panels of the float32 matrix products (``cpu.gemm``): a 64-row panel of

@@ -59,6 +59,7 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
 
 import ctypes
 import math
+import os
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -1913,36 +1914,51 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
             out[r0 + i, o] = s
 
 
-@njit(**PARALLEL_OPTIONS)
-def _predict_parallel(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
-    _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
-               1 if reset_after else 0, wpack.ctypes.data, wpack.shape[0], 0,
-               theta[0])  # fmt: skip
+@njit(**NJIT_OPTIONS)
+def _predict_chunks(theta, layout, head, reset_after, X, chunk, out, wpack, ws, first, step,
+                    pack):  # fmt: skip
+    """Pack the weights into ``wpack`` when ``pack``; then the chunks ``first, first + step,
+    ...`` of ``X`` (none when ``step`` is 0), in the work buffer ``ws``."""
+    ra = 1 if reset_after else 0
+    if pack:
+        _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
+                   ra, wpack.ctypes.data, wpack.shape[0], 0, theta[0])  # fmt: skip
+    if step <= 0:
+        return
     N, T, F = X.shape
     n_chunks = (N + chunk - 1) // chunk
-    P = ws.shape[0]
-    ra = 1 if reset_after else 0
-    for p in prange(P):
-        for c in range(p, n_chunks, P):
-            s = c * chunk
-            _call_rows(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
-                       head.ctypes.data, ra, X.ctypes.data, N, T, F, s, min(s + chunk, N),
-                       wpack.ctypes.data, wpack.shape[0], ws[p].ctypes.data, ws.shape[1],
-                       out.ctypes.data, out.shape[1], theta[0])  # fmt: skip
-
-
-@njit(**NJIT_OPTIONS)
-def _predict_serial(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
-    _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
-               1 if reset_after else 0, wpack.ctypes.data, wpack.shape[0], 0,
-               theta[0])  # fmt: skip
-    N, T, F = X.shape
-    ra = 1 if reset_after else 0
-    for s in range(0, N, chunk):
+    for c in range(first, n_chunks, step):
+        s = c * chunk
         _call_rows(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
                    head.ctypes.data, ra, X.ctypes.data, N, T, F, s, min(s + chunk, N),
                    wpack.ctypes.data, wpack.shape[0], ws.ctypes.data, ws.shape[0],
                    out.ctypes.data, out.shape[1], theta[0])  # fmt: skip
+
+
+# Parallel prediction runs the same compiled driver in Python threads (it releases the
+# GIL), one stride of chunks each: a prange driver took ~1 s more to compile, for no
+# measurable gain on a predict of any size worth splitting.
+_POOL = None
+
+
+def _pool(workers):
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastgru-predict")
+    return _POOL
+
+
+def _forget_pool():  # a forked child has the pool object but not its threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
@@ -1950,11 +1966,23 @@ def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     into ``out (N, O)``, ``chunk`` sequences at a time. ``wpack`` has ``pack_size``
     elements. ``ws`` is one work buffer (``predict_workspace_size`` for ``chunk``
     sequences): the chunks run in this thread; or a 2-D array of ``P`` such buffers: the
-    chunks are dealt round-robin to ``P`` parallel workers. Every row is computed by the
-    same code whatever the split, so the result does not depend on ``P``."""
+    chunks are dealt round-robin to ``P`` threads. Every row is computed by the same code
+    whatever the split, so the result does not depend on ``P``."""
     ensure_entries(theta.dtype, ("gemm", "pack", "rows"))
-    fn = _predict_parallel if ws.ndim == 2 else _predict_serial
-    fn(theta, layout, head, reset_after, X, int(chunk), out, wpack, ws)
+    chunk = int(chunk)
+    if ws.ndim == 1 or ws.shape[0] == 1:
+        buf = ws if ws.ndim == 1 else ws[0]
+        _predict_chunks(theta, layout, head, reset_after, X, chunk, out, wpack, buf, 0, 1,
+                        True)  # fmt: skip
+        return
+    P = ws.shape[0]
+    args = (theta, layout, head, reset_after, X, chunk, out, wpack)
+    _predict_chunks(*args, ws[0], 0, 0, True)  # the packed weights, before any thread
+    pool = _pool(P - 1)
+    futures = [pool.submit(_predict_chunks, *args, ws[p], p, P, False) for p in range(1, P)]
+    _predict_chunks(*args, ws[0], 0, P, False)
+    for f in futures:
+        f.result()
 
 
 # --------------------------------------------------------------------------------------

@@ -376,3 +376,28 @@ print(float(np.abs(C - A @ B).max()))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=600)  # fmt: skip
     assert float(out.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+def _predict_in_forked_child(spec, theta, X):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        return pool.apply(predict_cpu, (spec, theta, X), {"chunk": 5, "n_workers": 2})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_prediction_does_not_depend_on_the_thread_split(dtype):
+    """Chunks dealt to 1, 2 or 3 threads (the last chunk short) give the same rows, equal
+    to the float64 oracle; a forked child (which has no pool threads) predicts them too."""
+    spec = NetworkSpec(n_features=2, units=(6, 5), n_outputs=2, dtype=dtype)
+    theta = init_params(spec, np.random.default_rng(2))
+    X = np.random.default_rng(3).standard_normal((43, 7, 2)).astype(dtype)
+    ref = predict_cpu(spec, theta, X, chunk=5, n_workers=1)
+    for workers in (2, 3):
+        np.testing.assert_array_equal(predict_cpu(spec, theta, X, chunk=5, n_workers=workers), ref)
+    np.testing.assert_array_equal(_predict_in_forked_child(spec, theta, X), ref)
+    layers, head = unpack(spec, theta.astype(np.float64))
+    expected = naive.network(X.astype(np.float64), layers, head, spec.reset_after)
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(ref, expected, rtol=tol, atol=tol)

@@ -97,7 +97,7 @@ m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="
 pred = m.fit(X, y).predict(X[:7])
 hits = lambda d: sum(d.stats.cache_hits.values())
 print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
-                  "predict": hits(cpu._predict_serial)}))
+                  "predict": hits(cpu._predict_chunks)}))
 """
     env = {k: v for k, v in os.environ.items() if k != "FASTGRU_NO_PRECOMPILE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
