@@ -67,7 +67,7 @@ from llvmlite import ir
 from numba import carray, cfunc, njit, prange, types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
 from . import _math
@@ -77,10 +77,6 @@ from .params import B_N, B_RZ, BH_N, BH_RZ, F_, H_, LAYOUT_WIDTH, U_N, U_RZ, W_N
 # Exact scalar nonlinearities (float64 path; the CUDA engine compiles the same source).
 sigmoid = njit(inline="always", **NJIT_OPTIONS)(_math.sigmoid)
 tanh = njit(inline="always", **NJIT_OPTIONS)(_math.tanh)
-
-# Options of the small dispatching overloads (gemm, the elementwise parts): compiled with
-# the kernel that calls them and cached with it, not on their own.
-_EW_OPTIONS = {"error_model": "numpy", "nogil": True}
 
 #: Elements kept readable after every array :func:`gemm` reads as its right-hand operand
 #: or bias: the micro-kernels load whole 8-lane vectors (and discard the extra lanes).
@@ -296,12 +292,15 @@ def _vloop(builder, m, body, unroll=4):
 
 def _make_ew(n_ptrs, body):
     """An intrinsic ``f(addr_1, ..., addr_n, m)`` running ``body`` over ``m`` elements
-    (int64 addresses of float32 arrays)."""
+    (int64 addresses of float32 arrays); its ``emit(builder, addrs, m)`` emits the same
+    loop into other code (the ``ew_*`` intrinsics)."""
+
+    def emit(builder, addrs, m):
+        _vloop(builder, m, lambda ld, st: body(builder, ld, st, addrs))
 
     def typer(typingctx, *args):
         def codegen(context, builder, signature, llargs):
-            addrs, m = llargs[:-1], llargs[-1]
-            _vloop(builder, m, lambda ld, st: body(builder, ld, st, addrs))
+            emit(builder, llargs[:-1], llargs[-1])
             return context.get_dummy_value()
 
         return types.void(*([types.int64] * (n_ptrs + 1))), codegen
@@ -310,7 +309,9 @@ def _make_ew(n_ptrs, body):
     names = ", ".join(f"a{i}" for i in range(n_ptrs + 1))
     ns = {"typer": typer}
     exec(f"def kernel(typingctx, {names}):\n    return typer(typingctx, {names})", ns)
-    return intrinsic(ns["kernel"])
+    kernel = intrinsic(ns["kernel"])
+    kernel.emit = emit
+    return kernel
 
 
 def _ew_fwd_seed1_body(b, ld, st, a):  # R, Z, h, aux: gates r, z and r * h
@@ -749,6 +750,19 @@ _SGEMM_TRAMPOLINE = ctypes.CFUNCTYPE(None, *([ctypes.c_int64] * 12))(_sgemm_firs
 _SLOTS[_SLOT_SGEMM] = ctypes.cast(_SGEMM_TRAMPOLINE, ctypes.c_void_p).value
 
 
+def _emit_sgemm(builder, i64_args):
+    """Emit the call of the float32 GEMM through its slot (12 int64 values)."""
+    fnty = ir.FunctionType(ir.VoidType(), [_I64] * 12)
+    module = builder.module
+    table = module.globals.get(_SLOTS_SYMBOL)
+    if table is None:
+        table = ir.GlobalVariable(module, ir.ArrayType(_I64, len(_SLOTS)), _SLOTS_SYMBOL)
+        table.linkage = "external"
+    slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, _SLOT_SGEMM)])
+    fn = builder.inttoptr(builder.load(slot), fnty.as_pointer())
+    builder.call(fn, i64_args)
+
+
 @intrinsic
 def _sgemm(typingctx, a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
     """Call ``_sgemm_c`` through its slot (integer arguments of any width; ``acc`` may be a
@@ -756,17 +770,9 @@ def _sgemm(typingctx, a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
     sig = types.void(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc)
 
     def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.VoidType(), [_I64] * 12)
-        module = builder.module
-        table = module.globals.get(_SLOTS_SYMBOL)
-        if table is None:
-            table = ir.GlobalVariable(module, ir.ArrayType(_I64, len(_SLOTS)), _SLOTS_SYMBOL)
-            table.linkage = "external"
-        slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, _SLOT_SGEMM)])
-        fn = builder.inttoptr(builder.load(slot), fnty.as_pointer())
         cast = [context.cast(builder, v, t, types.int64)
                 for v, t in zip(args, signature.args, strict=True)]  # fmt: skip
-        builder.call(fn, cast)
+        _emit_sgemm(builder, cast)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -838,48 +844,80 @@ def _gemm_f64(A, B, C, acc, bias, has_bias):
                 C[i, j] += bias[j]
 
 
-def gemm(A, B, C, acc):
+def _gemm_typer(A, B, C, last, has_bias):
+    arrays = (A, B, C, last) if has_bias else (A, B, C)
+    if not all(isinstance(a, types.Array) for a in arrays):
+        return None
+    if A.ndim != 2 or B.ndim != 2 or C.ndim != 2 or (has_bias and last.ndim != 1):
+        return None
+    if A.dtype not in (types.float32, types.float64) or any(a.dtype != A.dtype for a in arrays):
+        return None
+    return types.void(A, B, C, last)
+
+
+def _gemm_codegen(has_bias, f64_impl):
+    def codegen(context, builder, signature, args):
+        if signature.args[0].dtype == types.float64:
+            return context.compile_internal(builder, f64_impl, signature, args)
+        A, B, C = (context.make_array(t)(context, builder, v)
+                   for t, v in zip(signature.args[:3], args[:3], strict=True))  # fmt: skip
+        four = ir.Constant(_I64, 4)
+
+        def addr(arr):
+            return builder.ptrtoint(arr.data, _I64)
+
+        def stride(arr, i):  # in elements (strides are never negative here)
+            return builder.sdiv(builder.extract_value(arr.strides, i), four)
+
+        def dim(arr, i):
+            return builder.extract_value(arr.shape, i)
+
+        if has_bias:
+            bias = addr(context.make_array(signature.args[3])(context, builder, args[3]))
+            acc = ir.Constant(_I64, 0)
+        else:
+            bias = ir.Constant(_I64, 0)
+            acc = context.cast(builder, args[3], signature.args[3], types.int64)
+        _emit_sgemm(builder, [addr(A), stride(A, 0), stride(A, 1), addr(B), stride(B, 0),
+                              addr(C), stride(C, 0), bias, dim(A, 0), dim(C, 1), dim(A, 1),
+                              acc])  # fmt: skip
+        return context.get_dummy_value()
+
+    return codegen
+
+
+# gemm and gemm_bias are intrinsics, not overloads: for float32 their code (the call of the
+# kernel through its slot) is emitted right in the caller, where an overload compiled one
+# more small function per combination of array layouts (~0.2 s each, six in a first fit).
+# float64 compiles the BLAS path once per signature (``compile_internal``).
+def _gemm_f64_impl(A, B, C, acc):
+    _gemm_f64(A, B, C, acc, C[0], False)
+
+
+def _gemm_bias_f64_impl(A, B, C, bias):
+    _gemm_f64(A, B, C, False, bias, True)
+
+
+@intrinsic
+def gemm(typingctx, A, B, C, acc):
     """``C = A @ B`` (``acc`` false) or ``C += A @ B`` for 2-D views with unit column
     stride in ``B`` and ``C`` (any strides in ``A``: transposed views are fine).
 
     float32: the register-tiled kernels; up to 7 elements past the end of each used row of
     ``B`` are read (and ignored), which the work buffers guarantee with :data:`GUARD`.
-    float64: BLAS. Compiled by Numba only.
+    float64: BLAS. Compiled code only.
     """
-    raise NotImplementedError
+    if not isinstance(acc, (types.Boolean, types.Integer)):
+        return None
+    sig = _gemm_typer(A, B, C, acc, False)
+    return None if sig is None else (sig, _gemm_codegen(False, _gemm_f64_impl))
 
 
-def gemm_bias(A, B, C, bias):
+@intrinsic
+def gemm_bias(typingctx, A, B, C, bias):
     """``C = A @ B + bias`` (the row ``bias`` added to every row); as :func:`gemm`."""
-    raise NotImplementedError
-
-
-# For float32 the body is a single call of the kernel by symbol. (Inlining these into the
-# callers at the Numba IR level compiled more slowly: each call site is copied and typed.)
-@overload(gemm, jit_options=_EW_OPTIONS)
-def _ov_gemm(A, B, C, acc):
-    if A.dtype == types.float32:
-
-        def impl(A, B, C, acc):
-            _sgemm(A.ctypes.data, A.strides[0] // 4, A.strides[1] // 4, B.ctypes.data,
-                   B.strides[0] // 4, C.ctypes.data, C.strides[0] // 4, 0, A.shape[0],
-                   C.shape[1], A.shape[1], acc)  # fmt: skip
-
-        return impl
-    return lambda A, B, C, acc: _gemm_f64(A, B, C, acc, C[0], False)
-
-
-@overload(gemm_bias, jit_options=_EW_OPTIONS)
-def _ov_gemm_bias(A, B, C, bias):
-    if A.dtype == types.float32:
-
-        def impl(A, B, C, bias):
-            _sgemm(A.ctypes.data, A.strides[0] // 4, A.strides[1] // 4, B.ctypes.data,
-                   B.strides[0] // 4, C.ctypes.data, C.strides[0] // 4, bias.ctypes.data,
-                   A.shape[0], C.shape[1], A.shape[1], False)  # fmt: skip
-
-        return impl
-    return lambda A, B, C, bias: _gemm_f64(A, B, C, False, bias, True)
+    sig = _gemm_typer(A, B, C, bias, True)
+    return None if sig is None else (sig, _gemm_codegen(True, _gemm_bias_f64_impl))
 
 
 @njit(**NJIT_OPTIONS)
@@ -894,41 +932,6 @@ def _colsum(A, out):
 # --------------------------------------------------------------------------------------
 # Elementwise parts of a step, on (B, H) blocks: float32 vector kernels, float64 loops
 # --------------------------------------------------------------------------------------
-def ew_fwd_seed1(R, Z, h, aux):
-    """Seed forward, part 1: ``R, Z <- sigmoid(R), sigmoid(Z)``; ``aux <- r * h``."""
-    raise NotImplementedError
-
-
-def ew_fwd_seed2(N, Z, h, hnext):
-    """Seed forward, part 2: ``N <- tanh(N)``; ``hnext <- h + z (n - h)``."""
-    raise NotImplementedError
-
-
-def ew_fwd_ra(R, Z, N, h, aux, hnext):
-    """Reset-after forward: ``r, z = sigmoid(R, Z)``, ``n = tanh(N + r aux)`` into ``R, Z,
-    N``; ``hnext <- h + z (n - h)``."""
-    raise NotImplementedError
-
-
-def ew_bwd_seed1(Z, N, h, dh, dy):
-    """Seed backward, part 1 (``g = dh + dy``): ``N <- g z (1 - n^2)``,
-    ``Z <- g (n - h) z (1 - z)``, ``dh <- g (1 - z)``."""
-    raise NotImplementedError
-
-
-def ew_bwd_seed2(R, h, tmp, dh):
-    """Seed backward, part 2 (``tmp``: gradient of ``r * h``): ``R <- tmp h r (1 - r)``,
-    ``dh += tmp r``."""
-    raise NotImplementedError
-
-
-def ew_bwd_ra(R, Z, N, h, aux, dan, dh, dy):
-    """Reset-after backward (``g = dh + dy``): ``dan <- g z (1 - n^2)``,
-    ``R <- dan aux r (1 - r)``, ``Z <- g (n - h) z (1 - z)``, ``N <- dan r``,
-    ``dh <- g (1 - z)``."""
-    raise NotImplementedError
-
-
 @njit(**NJIT_OPTIONS)
 def _fwd_seed1_f64(R, Z, h, aux):
     r1, z1, h1, a1 = R.ravel(), Z.ravel(), h.ravel(), aux.ravel()
@@ -1004,60 +1007,81 @@ def _bwd_ra_f64(R, Z, N, h, aux, dan, dh, dy):
 # C-contiguous (B, H) slices); float64: the exact loop.
 
 
-@overload(ew_fwd_seed1, jit_options=_EW_OPTIONS)
-def _ov_fwd_seed1(R, Z, h, aux):
-    if R.dtype == types.float32:
-        return lambda R, Z, h, aux: _ew_fwd_seed1(
-            R.ctypes.data, Z.ctypes.data, h.ctypes.data, aux.ctypes.data, R.size
-        )
-    return lambda R, Z, h, aux: _fwd_seed1_f64(R, Z, h, aux)
+def _ew_intrinsic(params, f32_kernel, f64_kernel, doc):
+    """The elementwise step named by ``params`` (its arrays, all of one float dtype): for
+    float32 the 8-lane IR loop of ``f32_kernel`` over the first array's elements, emitted
+    right in the caller; for float64 ``f64_kernel`` (compiled once per signature). As
+    intrinsics, not overloads: an overload compiled one more small function per dtype and
+    layout, ~0.15 s each in a first fit."""
+    names = ", ".join(params)
+
+    def typer(typingctx, *arrays):
+        if not all(isinstance(a, types.Array) for a in arrays):
+            return None
+        dt = arrays[0].dtype
+        if dt not in (types.float32, types.float64) or any(a.dtype != dt for a in arrays):
+            return None
+
+        def codegen(context, builder, signature, args):
+            if dt == types.float64:
+                return context.compile_internal(builder, f64_impl, signature, args)
+            arrs = [context.make_array(t)(context, builder, v)
+                    for t, v in zip(signature.args, args, strict=True)]  # fmt: skip
+            f32_kernel.emit(builder, [builder.ptrtoint(a.data, _I64) for a in arrs],
+                            arrs[0].nitems)  # fmt: skip
+            return context.get_dummy_value()
+
+        return types.void(*arrays), codegen
+
+    ns = {"f64_kernel": f64_kernel, "typer": typer}
+    exec(f"def f64_impl({names}):\n    f64_kernel({names})", ns)
+    exec(f"def kernel(typingctx, {names}):\n    return typer(typingctx, {names})", ns)
+    f64_impl = ns["f64_impl"]
+    ns["kernel"].__doc__ = doc
+    return intrinsic(ns["kernel"])
 
 
-@overload(ew_fwd_seed2, jit_options=_EW_OPTIONS)
-def _ov_fwd_seed2(N, Z, h, hnext):
-    if N.dtype == types.float32:
-        return lambda N, Z, h, hnext: _ew_fwd_seed2(
-            N.ctypes.data, Z.ctypes.data, h.ctypes.data, hnext.ctypes.data, N.size
-        )
-    return lambda N, Z, h, hnext: _fwd_seed2_f64(N, Z, h, hnext)
-
-
-@overload(ew_fwd_ra, jit_options=_EW_OPTIONS)
-def _ov_fwd_ra(R, Z, N, h, aux, hnext):
-    if R.dtype == types.float32:
-        return lambda R, Z, N, h, aux, hnext: _ew_fwd_ra(
-            R.ctypes.data, Z.ctypes.data, N.ctypes.data, h.ctypes.data, aux.ctypes.data,
-            hnext.ctypes.data, R.size,
-        )  # fmt: skip
-    return lambda R, Z, N, h, aux, hnext: _fwd_ra_f64(R, Z, N, h, aux, hnext)
-
-
-@overload(ew_bwd_seed1, jit_options=_EW_OPTIONS)
-def _ov_bwd_seed1(Z, N, h, dh, dy):
-    if Z.dtype == types.float32:
-        return lambda Z, N, h, dh, dy: _ew_bwd_seed1(
-            Z.ctypes.data, N.ctypes.data, h.ctypes.data, dh.ctypes.data, dy.ctypes.data, Z.size
-        )
-    return lambda Z, N, h, dh, dy: _bwd_seed1_f64(Z, N, h, dh, dy)
-
-
-@overload(ew_bwd_seed2, jit_options=_EW_OPTIONS)
-def _ov_bwd_seed2(R, h, tmp, dh):
-    if R.dtype == types.float32:
-        return lambda R, h, tmp, dh: _ew_bwd_seed2(
-            R.ctypes.data, h.ctypes.data, tmp.ctypes.data, dh.ctypes.data, R.size
-        )
-    return lambda R, h, tmp, dh: _bwd_seed2_f64(R, h, tmp, dh)
-
-
-@overload(ew_bwd_ra, jit_options=_EW_OPTIONS)
-def _ov_bwd_ra(R, Z, N, h, aux, dan, dh, dy):
-    if R.dtype == types.float32:
-        return lambda R, Z, N, h, aux, dan, dh, dy: _ew_bwd_ra(
-            R.ctypes.data, Z.ctypes.data, N.ctypes.data, h.ctypes.data, aux.ctypes.data,
-            dan.ctypes.data, dh.ctypes.data, dy.ctypes.data, R.size,
-        )  # fmt: skip
-    return lambda R, Z, N, h, aux, dan, dh, dy: _bwd_ra_f64(R, Z, N, h, aux, dan, dh, dy)
+ew_fwd_seed1 = _ew_intrinsic(
+    "R Z h aux".split(),
+    _ew_fwd_seed1,
+    _fwd_seed1_f64,
+    """Seed forward, part 1: ``R, Z <- sigmoid(R), sigmoid(Z)``; ``aux <- r * h``.""",
+)
+ew_fwd_seed2 = _ew_intrinsic(
+    "N Z h hnext".split(),
+    _ew_fwd_seed2,
+    _fwd_seed2_f64,
+    """Seed forward, part 2: ``N <- tanh(N)``; ``hnext <- h + z (n - h)``.""",
+)
+ew_fwd_ra = _ew_intrinsic(
+    "R Z N h aux hnext".split(),
+    _ew_fwd_ra,
+    _fwd_ra_f64,
+    """Reset-after forward: ``r, z = sigmoid(R, Z)``, ``n = tanh(N + r aux)`` into ``R, Z,
+    N``; ``hnext <- h + z (n - h)``.""",
+)
+ew_bwd_seed1 = _ew_intrinsic(
+    "Z N h dh dy".split(),
+    _ew_bwd_seed1,
+    _bwd_seed1_f64,
+    """Seed backward, part 1 (``g = dh + dy``): ``N <- g z (1 - n^2)``,
+    ``Z <- g (n - h) z (1 - z)``, ``dh <- g (1 - z)``.""",
+)
+ew_bwd_seed2 = _ew_intrinsic(
+    "R h tmp dh".split(),
+    _ew_bwd_seed2,
+    _bwd_seed2_f64,
+    """Seed backward, part 2 (``tmp``: gradient of ``r * h``): ``R <- tmp h r (1 - r)``,
+    ``dh += tmp r``.""",
+)
+ew_bwd_ra = _ew_intrinsic(
+    "R Z N h aux dan dh dy".split(),
+    _ew_bwd_ra,
+    _bwd_ra_f64,
+    """Reset-after backward (``g = dh + dy``): ``dan <- g z (1 - n^2)``,
+    ``R <- dan aux r (1 - r)``, ``Z <- g (n - h) z (1 - z)``, ``N <- dan r``,
+    ``dh <- g (1 - z)``.""",
+)
 
 
 # --------------------------------------------------------------------------------------
