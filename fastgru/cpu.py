@@ -1107,7 +1107,7 @@ def layer_params(theta, layout, l, reset_after):
     return W_rz, W_n, U_rz, U_n, b_rz, b_n, bh_rz, bh_n
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def head_params(theta, head):
     Hl = head[0]
     O = head[1]
@@ -1116,7 +1116,7 @@ def head_params(theta, head):
     return W, b
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def _layer_pack_size(F, H):
     return 6 * F * H + 6 * H * H + 4 * H
 
@@ -1331,7 +1331,7 @@ def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
 # --------------------------------------------------------------------------------------
 # Loss
 # --------------------------------------------------------------------------------------
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def _loss_part(yhat, y, loss_kind, delta, inv, dyhat):
     """``inv`` times the summed loss of the rows given, and its gradient (also scaled by
     ``inv``) in ``dyhat``; float64 accumulation."""
@@ -1372,7 +1372,7 @@ def loss_and_grad(yhat, y, loss_kind, delta, dyhat):
 # --------------------------------------------------------------------------------------
 # The network on one slice of a batch ("part"): carving views out of the work buffer
 # --------------------------------------------------------------------------------------
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def _layer_ws_size(T, B, H):
     return (T + 1) * B * H + 3 * T * B * H + 3 * T * B * H + 2 * B * H
 
@@ -1421,7 +1421,7 @@ def _layer_views(ws, layout, T, B, F0, O, l):
     return Hs, G, AUX, DAN, dY, dh, tmp
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def _head_offset(layout, T, B, F0, O):
     off = T * B * F0 + B * O
     for q in range(layout.shape[0]):
