@@ -658,7 +658,7 @@ def _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc):
                 c[j] = a * b[j] + hb * bias[j]
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def _col_split(nvec, maxv):
     """``(blocks, base, extra)``: ``nvec`` vectors in near-equal blocks of at most ``maxv``
     (the first ``extra`` blocks one wider), with no lone 1-vector block where avoidable.
@@ -1542,7 +1542,7 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
 # --------------------------------------------------------------------------------------
 # Clipping and optimizers
 # --------------------------------------------------------------------------------------
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def global_norm(g):
     s = 0.0
     for i in range(g.shape[0]):
@@ -1550,13 +1550,13 @@ def global_norm(g):
     return math.sqrt(s)
 
 
-clip_scale = njit(**NJIT_OPTIONS)(_math.clip_scale)
+clip_scale = njit(inline="always", **NJIT_OPTIONS)(_math.clip_scale)
 _adam_element = njit(inline="always", **NJIT_OPTIONS)(_math.adam_element)
 _sgd_element = njit(inline="always", **NJIT_OPTIONS)(_math.sgd_element)
 _adam_step_size = njit(inline="always", **NJIT_OPTIONS)(_math.adam_step_size)
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def adam_update(theta, grad, m, v, step, lr, beta1, beta2, eps, scale):
     """One fused Adam step (Keras' form: ``eps`` added to ``sqrt(v)``, bias correction folded
     into the step size) on the gradient ``grad * scale``; ``step`` counts from 1."""
@@ -1565,7 +1565,7 @@ def adam_update(theta, grad, m, v, step, lr, beta1, beta2, eps, scale):
         _adam_element(theta, m, v, i, grad[i] * scale, alpha, beta1, beta2, eps)
 
 
-@njit(**NJIT_OPTIONS)
+@njit(inline="always", **NJIT_OPTIONS)
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov, scale):
     """One fused SGD step with momentum (Keras' form): ``velocity = momentum * velocity -
     lr * g``; ``theta += velocity``, or ``momentum * velocity - lr * g`` with Nesterov."""
