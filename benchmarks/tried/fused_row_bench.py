@@ -1,11 +1,12 @@
 """One GRU layer over a single sequence (B = 1, T = 100, F = 1, float32): the general path
 (``cpu.gru_forward``: five kernel calls a step) against the fused kernel of
 ``fused_row_kernel.patch`` (``cpu.gru_forward_one``: the whole recurrence in one call), by
-hidden size. Needs the patch applied::
+hidden size. Needs the patch applied to the code it was written against (da02939; the
+kernels changed since)::
 
+    git worktree add /tmp/fastgru-da02939 da02939 && cd /tmp/fastgru-da02939
     git apply benchmarks/tried/fused_row_kernel.patch
-    python benchmarks/tried/fused_row_bench.py
-    git apply -R benchmarks/tried/fused_row_kernel.patch
+    PYTHONPATH=. python benchmarks/tried/fused_row_bench.py
 
 Prints the smallest of 15 interleaved rounds of 200 calls, in microseconds per layer.
 """
