@@ -88,7 +88,17 @@ def test_cold_fit_loads_what_the_helper_compiled(tmp_path):
     """A fresh process with an empty cache: the driver and the prediction kernels come
     from the helper (cache hits), and the predictions are the ones of a fit here."""
     code = """
-import json, sys
+import collections, json, sys
+from numba.core import event
+compiled = collections.Counter()  # fastgru's own functions compiled in this process
+class Listener(event.Listener):
+    def on_start(self, ev):
+        fn = getattr(ev.data["dispatcher"], "py_func", None)
+        if fn is not None and fn.__module__.startswith("fastgru"):
+            compiled[fn.__name__] += 1
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Listener())
 import numpy as np
 from fastgru import GRURegressor, cpu
 rng = np.random.default_rng(5)
@@ -97,7 +107,7 @@ m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="
 pred = m.fit(X, y).predict(X[:7])
 hits = lambda d: sum(d.stats.cache_hits.values())
 print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
-                  "predict": hits(cpu._predict_chunks)}))
+                  "predict": hits(cpu._predict_chunks), "compiled": compiled}))
 """
     env = {k: v for k, v in os.environ.items() if k != "FASTGRU_NO_PRECOMPILE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
@@ -105,6 +115,14 @@ print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
                          text=True, check=True, timeout=600)  # fmt: skip
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["driver"] == 1 and res["predict"] == 1
+    # Compile time is user time: this process compiles only what the training entry point
+    # calls, each function once (a second signature, e.g. a flag typed as a literal, costs
+    # a second compilation), and nothing that the helper compiled for it.
+    compiled = res["compiled"]
+    assert compiled and set(compiled.values()) == {1}, compiled
+    helper_share = {"_train_epoch", "_predict_chunks", "pack_weights", "pack_transposes",
+                    "_apply_update", "_tile", "_outer_c"}  # fmt: skip
+    assert not helper_share & set(compiled), compiled
 
     rng = np.random.default_rng(5)
     X = rng.standard_normal((40, 6, 2))
