@@ -1,14 +1,15 @@
 """Compile kernels in a second process while this one compiles others (cold cache only).
 
-A first fit in a fresh environment compiles three independent pieces, one after the
-other: the training entry point (``cpu._part_c``, ~10 s on the 2-core development
-machine), the optimizer step, weight packing and the epoch driver (``cpu._update_c``,
-``cpu._pack_c``, ``cpu._train_epoch``) and, at the first ``predict``, the prediction
-kernels. The driver calls the entry points by symbol name, so it can be compiled without
-the training entry point. When Numba's cache holds none of them, :func:`start` launches
-``python -m fastgru._precompile DTYPE``, which compiles the driver and then the prediction
-kernels into the cache while this process compiles the entry point; this process then
-loads them from the cache instead of compiling them (:func:`wait` before each use).
+A first fit in a fresh environment compiles independent pieces: the training entry point
+(``cpu._part_c``, ~5-7 s on the 2-core development machine); the GEMM, the weight packing,
+the optimizer step and the epoch driver (``cpu._sgemm_c``, ``cpu._pack_c``,
+``cpu._update_c``, ``cpu._train_epoch``); and, at the first ``predict``, the prediction
+kernels. The kernels call one another through symbols or address slots, so each can be
+compiled without the others. When Numba's cache holds none of them, :func:`start`
+launches ``python -m fastgru._precompile DTYPE``, which compiles all but the training
+entry point into the cache (the training pieces first, then prediction) while this
+process compiles the entry point; this process then loads them from the cache instead of
+compiling them (:func:`wait` before each use).
 
 The helper process only ever compiles into Numba's on-disk cache (atomic file writes)
 and prints a line per finished stage; if it fails or is slow, this process compiles what
@@ -151,7 +152,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _compile_in_this_process(dtype):
-    """The helper's work: the epoch driver's signature for ``dtype``, then prediction."""
+    """The helper's work for ``dtype``: the GEMM, packing, the optimizer step and the epoch
+    driver's signature, then prediction."""
     import numba
     import numpy as np
     from llvmlite import binding as llvm

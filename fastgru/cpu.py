@@ -50,9 +50,12 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
   level after level, and a parallel loop is compiled twice. The GEMM (``_sgemm_c``), the
   work of one part (``_part_c``), of one chunk of predictions (``_rows_c``), the weight
   packing (``_pack_c``) and the optimizer step (``_update_c``) are therefore compiled once
-  each as C callbacks, and the drivers call them by symbol name (``ensure_entries``
-  registers the names). That took the cold compilation of a first
-  fit from 41-49 s to about 20 s on the 2-core machine.
+  each as C callbacks, and the drivers call them by symbol name, the GEMM through an
+  address slot (``ensure_entries`` registers them). The products and the elementwise steps
+  are intrinsics emitted in the calling kernel, and views are made by ``_view``, not by
+  slicing and reshaping: each of those had compiled one more small function. Together
+  that took the cold compilation of a first fit from 41-49 s to ~20 s (sessions 1-2) and
+  then to 10-13 s from launch to the first prediction (session 4) on the 2-core machine.
 * Work arrays come from flat buffers allocated once per fit (``part_workspace_size``):
   allocating megabytes per mini-batch made glibc return and re-fault pages.
 """
@@ -223,14 +226,14 @@ def _vtanh(b, x):
 
 def _vloop(builder, m, body, unroll=1):
     """Emit ``for i in range(0, m, 8): body(ld, st)``: ``unroll`` whole vectors per trip
-    (independent chains: one activation is a long chain of dependent operations), then
-    single vectors, then the last partial one under a mask. One by default: out-of-order
-    execution already overlaps the trips, and 4 (tried) was as fast on long arrays (gates
-    of 16 and 32 rows: within 3%), slower on a row of 50 (17-20 against 16.5 us per layer
-    of 100 steps) and emitted the body six times instead of twice (~0.5 s more to compile
-    the training entry point). ``body`` gets ``ld(addr) ->
-    vector`` and ``st(vector, addr)`` for float32 arrays at the given base addresses
-    (offset by the loop position)."""
+    (independent chains), then single vectors, then the last partial one under a mask.
+    ``body`` gets ``ld(addr) -> vector`` and ``st(vector, addr)`` for float32 arrays at the
+    given base addresses (offset by the loop position).
+
+    One vector per trip by default: out-of-order execution already overlaps the trips. Four
+    (tried) were as fast on long arrays (gates of 16 and 32 rows: within 3%), slower on a
+    row of 50 (17-20 against 16.5 us per layer of 100 steps), and emitted the body six
+    times instead of twice (~0.5 s more to compile the training entry point)."""
     i64 = _I64
     mload = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(_V8, [_PF, _I32, _V8I1, _V8]), "llvm.masked.load.v8f32.p0"
@@ -746,7 +749,6 @@ def _sgemm_first_call(*args):
         ensure_entries(np.float32, ("gemm",))
         _ENTRIES[_entry_name("gemm", types.float32)].ctypes(*args)
     except BaseException:  # a ctypes callback cannot raise: never return a wrong result
-        import os
         import traceback
 
         traceback.print_exc()
@@ -768,21 +770,6 @@ def _emit_sgemm(builder, i64_args):
     slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, _SLOT_SGEMM)])
     fn = builder.inttoptr(builder.load(slot), fnty.as_pointer())
     builder.call(fn, i64_args)
-
-
-@intrinsic
-def _sgemm(typingctx, a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
-    """Call ``_sgemm_c`` through its slot (integer arguments of any width; ``acc`` may be a
-    bool)."""
-    sig = types.void(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc)
-
-    def codegen(context, builder, signature, args):
-        cast = [context.cast(builder, v, t, types.int64)
-                for v, t in zip(args, signature.args, strict=True)]  # fmt: skip
-        _emit_sgemm(builder, cast)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 # --------------------------------------------------------------------------------------
