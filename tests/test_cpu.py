@@ -401,3 +401,43 @@ def test_prediction_does_not_depend_on_the_thread_split(dtype):
     expected = naive.network(X.astype(np.float64), layers, head, spec.reset_after)
     tol = 1e-5 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(ref, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_intrinsics_on_strided_views(dtype):
+    """gemm and gemm_bias (emitted in the calling kernel) on a transposed left operand and a
+    column block of the output, against NumPy; mixed dtypes do not compile."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    @njit
+    def products(A, B, C, bias):
+        cpu.gemm(A.T, B, C[:, :4], False)  # a transposed A and a strided block of C
+        cpu.gemm(A.T, B, C[:, 4:8], True)
+        cpu.gemm_bias(A.T, B, C[:, 8:12], bias)
+
+    def guarded(shape):  # the products read whole 8-lane vectors of B's rows and the bias
+        buf = np.zeros(int(np.prod(shape)) + cpu.GUARD, dtype)
+        out = buf[: int(np.prod(shape))].reshape(shape)
+        out[:] = rng.standard_normal(shape)
+        return out
+
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((6, 5)).astype(dtype)  # used as A.T: 5 x 6
+    B = guarded((6, 4))
+    bias = guarded((4,))
+    C = np.ones((5, 16), dtype)
+    products(A, B, C, bias)
+    expected = A.T.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(C[:, :4], expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(C[:, 4:8], expected + 1, rtol=tol, atol=tol)
+    np.testing.assert_allclose(C[:, 8:12], expected + bias, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(C[:, 12:], 1)  # nothing written past the blocks
+
+    @njit
+    def mixed(A, B, C):
+        cpu.gemm(A, B, C, False)
+
+    with pytest.raises(TypingError):
+        mixed(A, B.astype(np.float64 if dtype == np.float32 else np.float32), C[:, :4])
