@@ -162,7 +162,6 @@ def _compile_in_this_process(dtype):
     from .engine import CPURunner, OptimizerState, TrainConfig, predict_cpu
     from .params import NetworkSpec, init_params
 
-    cpu.ensure_entries(dtype, ("gemm", "pack", "update"))
     ft = numba.types.float32 if dtype == "float32" else numba.types.float64
     name = cpu._entry_name("part", ft)
     if name not in cpu._ENTRIES:
@@ -177,9 +176,11 @@ def _compile_in_this_process(dtype):
     theta = init_params(spec, np.random.default_rng(0))
     X = np.zeros((16, 3, 1), dtype)
     y = np.zeros((16, 1), dtype)
+    # prepare() compiles the GEMM, packing and the optimizer step, then the driver (the
+    # training entry point is the stand-in above); it never runs the driver.
     CPURunner(
         spec, theta, OptimizerState.zeros(theta.size, theta.dtype), TrainConfig(batch_size=16), X, y
-    ).prepare()  # compiles; never runs the driver
+    ).prepare()
     print("train", flush=True)
     predict_cpu(spec, theta, X[:1], n_workers=1)  # the driver (the same in every thread)
     print("predict", flush=True)

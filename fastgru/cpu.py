@@ -224,16 +224,16 @@ def _vtanh(b, x):
     return b.fadd(t, b.fsub(x, x))
 
 
-def _vloop(builder, m, body, unroll=1):
-    """Emit ``for i in range(0, m, 8): body(ld, st)``: ``unroll`` whole vectors per trip
-    (independent chains), then single vectors, then the last partial one under a mask.
-    ``body`` gets ``ld(addr) -> vector`` and ``st(vector, addr)`` for float32 arrays at the
-    given base addresses (offset by the loop position).
+def _vloop(builder, m, body):
+    """Emit ``for i in range(0, m, 8): body(ld, st)``: whole vectors, one per trip, then the
+    last partial one under a mask. ``body`` gets ``ld(addr) -> vector`` and
+    ``st(vector, addr)`` for float32 arrays at the given base addresses (offset by the loop
+    position).
 
-    One vector per trip by default: out-of-order execution already overlaps the trips. Four
-    (tried) were as fast on long arrays (gates of 16 and 32 rows: within 3%), slower on a
-    row of 50 (17-20 against 16.5 us per layer of 100 steps), and emitted the body six
-    times instead of twice (~0.5 s more to compile the training entry point)."""
+    One vector per trip: out-of-order execution already overlaps the trips. Four per trip
+    (the first version) were as fast on long arrays (gates of 16 and 32 rows: within 3%),
+    slower on a row of 50 (17-20 against 16.5 us per layer of 100 steps), and emitted the
+    body six times instead of twice (~0.5 s more to compile the training entry point)."""
     i64 = _I64
     mload = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(_V8, [_PF, _I32, _V8I1, _V8]), "llvm.masked.load.v8f32.p0"
@@ -247,43 +247,27 @@ def _vloop(builder, m, body, unroll=1):
     def ptr(addr, at):
         return builder.gep(builder.inttoptr(addr, _PF), [at])
 
-    def counted_loop(start, stop, step, name, emit):
-        # for i in range(start, stop, step) with stop - start a multiple of step; returns i
-        # at exit.
+    def whole_vectors(stop, emit):
+        # for i in range(0, stop, 8), stop a multiple of 8.
         pre = builder.block
-        loop = builder.append_basic_block(name)
-        after = builder.append_basic_block(name + ".end")
-        builder.cbranch(builder.icmp_signed("<", start, stop), loop, after)
+        loop = builder.append_basic_block("v.loop")
+        after = builder.append_basic_block("v.loop.end")
+        builder.cbranch(builder.icmp_signed("<", ir.Constant(i64, 0), stop), loop, after)
         builder.position_at_end(loop)
         i = builder.phi(i64)
-        i.add_incoming(start, pre)
+        i.add_incoming(ir.Constant(i64, 0), pre)
         emit(i)
-        nxt = builder.add(i, ir.Constant(i64, step))
+        nxt = builder.add(i, ir.Constant(i64, 8))
         i.add_incoming(nxt, builder.block)
-        end = builder.block
         builder.cbranch(builder.icmp_signed("<", nxt, stop), loop, after)
         builder.position_at_end(after)
-        out = builder.phi(i64)
-        out.add_incoming(start, pre)
-        out.add_incoming(nxt, end)
-        return out
 
     def whole(i):
         body(lambda a: builder.load(builder.bitcast(ptr(a, i), _PV), align=4),
              lambda v, a: builder.store(v, builder.bitcast(ptr(a, i), _PV), align=4))  # fmt: skip
 
-    def unrolled(i):
-        for u in range(unroll):
-            whole(builder.add(i, ir.Constant(i64, 8 * u)))
-
-    zero64 = ir.Constant(i64, 0)
     m8 = builder.and_(m, ir.Constant(i64, -8))
-    if unroll > 1:
-        mu = builder.and_(m, ir.Constant(i64, -8 * unroll))
-        i = counted_loop(zero64, mu, 8 * unroll, "v.loopu", unrolled)
-        counted_loop(i, m8, 8, "v.loop1", whole)
-    else:
-        counted_loop(zero64, m8, 8, "v.loop1", whole)
+    whole_vectors(m8, whole)
     last = builder.append_basic_block("v.last")
     done = builder.append_basic_block("v.done")
     builder.cbranch(builder.icmp_signed("<", m8, m), last, done)
@@ -1701,8 +1685,6 @@ def kernels_compiled(dtype=None):
             return True
         if not kernels_cacheable():  # every process compiles
             return False
-        import os
-
         from numba.core.registry import cpu_target
 
         cache_file = _train_epoch._cache._cache_file
