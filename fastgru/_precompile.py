@@ -9,7 +9,10 @@ compiled without the others. When Numba's cache holds none of them, :func:`start
 launches ``python -m fastgru._precompile DTYPE``, which compiles all but the training
 entry point into the cache (the training pieces first, then prediction) while this
 process compiles the entry point; this process then loads them from the cache instead of
-compiling them (:func:`wait` before each use).
+compiling them (:func:`wait` before each use). For float32 (the default) the helper starts
+at the import of :mod:`fastgru.estimator` (:func:`start_early`, before scikit-learn is
+imported), so that it has finished everything, prediction included, by the time the
+entry point is compiled; other dtypes start it at the first fit.
 
 The helper process only ever compiles into Numba's on-disk cache (atomic file writes)
 and prints a line per finished stage; if it fails or is slow, this process compiles what
@@ -95,6 +98,17 @@ def start(dtype):
         _helpers[dtype] = None
 
 
+def start_early():
+    """:func:`start` for float32 (the default dtype), from the import of the estimator
+    module: on a cold cache the helper then compiles while the caller is still importing
+    scikit-learn and loading its data (~2 s on the development machine), not only from
+    the first ``fit``. Never raises; a warm cache costs one look at its index."""
+    try:
+        start("float32")
+    except Exception:  # an import-time convenience: the first fit starts it if need be
+        pass
+
+
 #: A claim older than this is taken to be left by a helper that died.
 _STALE_SECONDS = 900
 
@@ -132,11 +146,18 @@ def _release(path):
 def wait(dtype, stage, timeout=300.0):
     """Block until the helper of ``dtype`` has finished ``stage`` or ended; return at once
     if there is none (or it belongs to the parent of a forked process). A helper still
-    busy after ``timeout`` seconds is abandoned: this process compiles for itself."""
+    busy after ``timeout`` seconds is abandoned: this process compiles for itself.
+
+    The stages run in order ("train", then "predict"): a process that predicts before the
+    helper has finished "train" (a model loaded, never fitted here) does not wait for both,
+    but compiles the prediction kernels itself, which takes less time."""
     if not _helpers:  # the usual case, before str(dtype) (~5 us per predict)
         return
     helper = _helpers.get(str(dtype))
     if helper is None or helper.owner != os.getpid():
+        return
+    earlier = STAGES[: STAGES.index(stage)]
+    if any(not helper.done[s].is_set() for s in earlier):
         return
     event = helper.done[stage]
     deadline = time.monotonic() + timeout

@@ -7,9 +7,9 @@ loops from vectorising (measured 9 us vs 1.25 us per step on the seed workload).
 instead of recompiling them (several seconds). Set ``FASTGRU_NO_CACHE=1`` to disable
 on-disk caching (e.g. on a read-only install). Numba keys its cache on ``cpu.py`` alone:
 after changing a value below that the kernels read at compile time (``GEMM_KC``), clear
-the cache (``NUMBA_CACHE_DIR``, or ``fastgru/__pycache__``). With an empty cache the first
-CPU fit starts a helper process that compiles part of the kernels alongside
-(:mod:`fastgru._precompile`); ``FASTGRU_NO_PRECOMPILE=1`` turns it off.
+the cache (``NUMBA_CACHE_DIR``, or ``fastgru/__pycache__``). With an empty cache, importing
+the estimator (or else the first CPU fit) starts a helper process that compiles part of the
+kernels alongside (:mod:`fastgru._precompile`); ``FASTGRU_NO_PRECOMPILE=1`` turns it off.
 """
 
 import os

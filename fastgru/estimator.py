@@ -1,5 +1,10 @@
 """``GRURegressor``: a scikit-learn estimator over the fastgru engines."""
 
+# First, before scikit-learn loads: on a cold compile cache this starts compiling the
+# kernels in a second process.
+from . import _early_start  # noqa: F401
+
+# isort: split
 import warnings
 
 import numpy as np

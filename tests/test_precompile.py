@@ -162,3 +162,52 @@ def test_a_stuck_helper_is_abandoned_once(monkeypatch):
     t = time.perf_counter()
     _precompile.wait("float32", "predict", timeout=20)  # no second wait
     assert time.perf_counter() - t < 1
+
+
+def test_a_predict_before_the_training_stage_does_not_wait(monkeypatch):
+    """A process that predicts before the helper has finished the training kernels (a
+    model loaded, not fitted) compiles the prediction kernels itself rather than wait for
+    both stages; once the training stage is done, it waits for the prediction stage."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        helper = _helper_like(sleeper, owner=os.getpid())
+        monkeypatch.setitem(_precompile._helpers, "float32", helper)
+        t = time.perf_counter()
+        _precompile.wait("float32", "predict", timeout=20)
+        assert time.perf_counter() - t < 1 and sleeper.poll() is None
+        helper.done["train"].set()
+        t = time.perf_counter()
+        _precompile.wait("float32", "predict", timeout=0.5)  # waits, then abandons it
+        assert 0.4 < time.perf_counter() - t < 5
+        assert sleeper.wait(10) != 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+_IMPORT_ONLY = """
+import json, sys
+import fastgru.estimator
+from fastgru import _precompile
+helper = _precompile._helpers.get("float32")
+print(json.dumps({"started": helper is not None, "others": sorted(_precompile._helpers)}))
+if helper is not None:
+    helper.abandon()  # the test needs only to see it start
+"""
+
+
+def test_importing_the_estimator_starts_the_float32_helper_on_a_cold_cache(tmp_path):
+    """On a cold cache the helper starts at the import of the estimator module, before
+    scikit-learn loads (not only at the first fit); switched off, nothing starts. (A warm
+    cache starts nothing: ``start`` is what runs, tested above.)"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTGRU_NO_PRECOMPILE", "FASTGRU_PRECOMPILE_CHILD")}  # fmt: skip
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    for off in (False, True):
+        if off:
+            env["FASTGRU_NO_PRECOMPILE"] = "1"
+        out = subprocess.run([sys.executable, "-c", _IMPORT_ONLY], env=env,
+                             capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        assert res == {"started": not off, "others": [] if off else ["float32"]}
+        assert not list(tmp_path.rglob("*.lock"))  # the claim went with the helper
