@@ -187,25 +187,32 @@ _TANH_P = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036
 
 def _vexp(b, x):
     e = _EXP
-    x = b.call(_vfn(b, "llvm.maxnum.v8f32", 2), [x, _splat(e["lo"])])
-    x = b.call(_vfn(b, "llvm.minnum.v8f32", 2), [x, _splat(e["hi"])])
-    n = b.fsub(_fma(b, x, _splat(e["log2e"]), _splat(e["rnd"])), _splat(e["rnd"]))
+    # The clamp as compare-and-select: a NaN compares false and goes through (maxnum and
+    # minnum would replace it by the bound), and infinities saturate, as libm's do.
+    lo, hi = _splat(e["lo"]), _splat(e["hi"])
+    x = b.select(b.fcmp_ordered("<", x, lo), lo, x)
+    x = b.select(b.fcmp_ordered(">", x, hi), hi, x)
+    # n = round(x log2 e) by the 1.5 * 2^23 trick: t's low mantissa bits hold n itself.
+    t = _fma(b, x, _splat(e["log2e"]), _splat(e["rnd"]))
+    n = b.fsub(t, _splat(e["rnd"]))
     r = _fma(b, n, _splat(-e["ln2_hi"]), x)
     r = _fma(b, n, _splat(-e["ln2_lo"]), r)
     p = _splat(e["p"][0])
     for c in e["p"][1:]:
         p = _fma(b, p, r, _splat(c))
     y = b.fadd(_fma(b, b.fmul(p, r), r, r), _splat(1.0))
-    ni = b.fptosi(n, _V8I32)
+    # 2^n from those bits (integer arithmetic, defined for a NaN too, where fptosi of n
+    # would be poison); the same n as fptosi(n) for every other input.
+    rnd_bits = int(np.float32(e["rnd"]).view(np.int32))
+    ni = b.sub(b.bitcast(t, _V8I32), ir.Constant(_V8I32, [rnd_bits] * 8))
     bits = b.shl(b.add(ni, ir.Constant(_V8I32, [127] * 8)), ir.Constant(_V8I32, [23] * 8))
     return b.fmul(y, b.bitcast(bits, _V8))
 
 
 def _vsigmoid(b, x):
-    """1 / (1 + exp(-x)); relative error < 1.5e-7. ``+ (x - x)``: NaN in, NaN out (the
-    clamp in exp would otherwise hide it)."""
-    s = b.fdiv(_splat(1.0), b.fadd(_splat(1.0), _vexp(b, b.fneg(x))))
-    return b.fadd(s, b.fsub(x, x))
+    """1 / (1 + exp(-x)); relative error < 1.5e-7. NaN in, NaN out (through exp's clamp);
+    saturates at the infinities."""
+    return b.fdiv(_splat(1.0), b.fadd(_splat(1.0), _vexp(b, b.fneg(x))))
 
 
 def _vtanh(b, x):
@@ -220,8 +227,8 @@ def _vtanh(b, x):
     for c in _TANH_P[1:]:
         p = _fma(b, p, z, _splat(c))
     small = _fma(b, b.fmul(p, z), x, x)
-    t = b.select(b.fcmp_ordered("<", a, _splat(0.625)), small, big)
-    return b.fadd(t, b.fsub(x, x))
+    # A NaN fails the comparison and takes the exp branch, which carries it through.
+    return b.select(b.fcmp_ordered("<", a, _splat(0.625)), small, big)
 
 
 def _vloop(builder, m, body):
