@@ -167,6 +167,16 @@ def wait(dtype, stage, timeout=300.0):
             return
 
 
+def pending(dtype, stage):
+    """Whether this process has a helper for ``dtype`` that has not finished ``stage``."""
+    if not _helpers:
+        return False
+    helper = _helpers.get(str(dtype))
+    if helper is None or helper.owner != os.getpid():
+        return False
+    return not helper.done[stage].is_set()
+
+
 if hasattr(os, "register_at_fork"):
     # A forked child inherits the table but not the thread that reads the helper's output.
     os.register_at_fork(after_in_child=_helpers.clear)
@@ -203,6 +213,14 @@ def _compile_in_this_process(dtype):
         spec, theta, OptimizerState.zeros(theta.size, theta.dtype), TrainConfig(batch_size=16), X, y
     ).prepare()
     print("train", flush=True)
+    # The parent's first epoch runs now, and its first predictions do not wait for this
+    # stage (engine.predict_cpu runs the training entry point forward only meanwhile): the
+    # epoch should have the CPUs, not share them with this compilation.
+    if hasattr(os, "nice"):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
     predict_cpu(spec, theta, X[:1], n_workers=1)  # the driver (the same in every thread)
     print("predict", flush=True)
 

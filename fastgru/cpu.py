@@ -1414,12 +1414,10 @@ def _head_offset(layout, T, B, F0, O):
     return off
 
 
-@njit(**NJIT_OPTIONS)
-def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yhat, dyhat,
-                           dY_last):  # fmt: skip
-    """Dense head on the top layer's last state ``hT (B, H)``: output, loss (scaled by
-    ``inv``), the head's gradients into ``grad`` and the gradient of ``hT`` into
-    ``dY_last``."""
+@njit(inline="always", **NJIT_OPTIONS)
+def _head_output(theta, head, hT, out, r0):
+    """The dense head on ``hT (B, H)`` into ``out[r0:r0 + B]``: one piece of code for
+    training and prediction, so that both give the same bits."""
     B, Htop = hT.shape
     O = head[1]
     Wo, bo = head_params(theta, head)
@@ -1428,7 +1426,19 @@ def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yha
             s = bo[o]
             for k in range(Htop):
                 s += hT[i, k] * Wo[k, o]
-            yhat[i, o] = s
+            out[r0 + i, o] = s
+
+
+@njit(**NJIT_OPTIONS)
+def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yhat, dyhat,
+                           dY_last):  # fmt: skip
+    """Dense head on the top layer's last state ``hT (B, H)``: output, loss (scaled by
+    ``inv``), the head's gradients into ``grad`` and the gradient of ``hT`` into
+    ``dY_last``."""
+    B, Htop = hT.shape
+    O = head[1]
+    _head_output(theta, head, hT, yhat, 0)
+    Wo = head_params(theta, head)[0]
     loss = _loss_part(yhat, yb, loss_kind, delta, inv, dyhat)
     gWo, gbo = head_params(grad, head)
     for k in range(Htop):
@@ -1455,11 +1465,13 @@ def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yha
 # network_loss_grad): compiled there once, not as one more level of linked code.
 @njit(inline="always", **NJIT_OPTIONS)
 def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, inv,
-                    ws, wpack, grad):  # fmt: skip
+                    ws, wpack, grad, backward, out, r0):  # fmt: skip
     """``inv`` times the summed loss of the time-major slice ``Xb (T, B, F)``, ``yb (B, O)``
     and its gradient with respect to ``theta`` (written into ``grad``). ``wpack`` holds the
     packed weights and their transposes; ``ws`` is this part's work buffer, with ``Xb`` and
-    ``yb`` at its start."""
+    ``yb`` at its start. Without ``backward``: the forward pass only, its head output into
+    ``out[r0:r0 + B]`` (what ``predict_rows`` computes, by the same code: the same bits),
+    and 0.0 returned."""
     T, B, F0 = Xb.shape
     L = layout.shape[0]
     O = head[1]
@@ -1470,6 +1482,9 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, 
         Hs[0] = 0.0
         gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
         inp = Hs[1:]
+    if not backward:
+        _head_output(theta, head, inp[T - 1], out, r0)
+        return 0.0
     off = _head_offset(layout, T, B, F0, O)
     yhat = _view(ws, off, (B, O))
     dyhat = _view(ws, off + B * O, (B, O))
@@ -1521,7 +1536,7 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
         for o in range(O):
             yv[i, o] = yb[i, o]
     return _part_loss_grad(theta, layout, head, reset_after, xb, yv, loss_kind, delta,
-                           1.0 / (B * O), part, wpack, grad)  # fmt: skip
+                           1.0 / (B * O), part, wpack, grad, True, yv, 0)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
@@ -1569,35 +1584,43 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov, scale):
 
 def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delta,
             X_a, N, T, F, y_a, O, order_a, n_order, s, B, p, P, inv,
-            ws_a, ws_size, wpack_a, wpack_size, grad_a, proto):  # fmt: skip
+            ws_a, ws_size, wpack_a, wpack_size, grad_a, out_a, backward, proto):  # fmt: skip
     """Part ``p`` of ``P`` of the batch ``order[s:s + B]``: gather it time-major into the
-    start of ``ws``, then loss and gradient (``_part_loss_grad``). Returns the loss."""
+    start of ``ws``, then loss and gradient (``_part_loss_grad``). Returns the loss.
+
+    With ``backward`` 0 (prediction while the prediction kernels are still being compiled
+    elsewhere; see ``predict_by_parts``): rows ``s + ...`` of ``X`` in order (``n_order``
+    0), the forward pass only, the head output into ``out (N, O)``; ``y``, ``grad`` and the
+    transposed weights are not used."""
     theta = carray(_ptr(theta_a, proto), n_params)
     grad = carray(_ptr(grad_a, proto), n_params)
     layout = carray(_ptr(layout_a, _PROTO_I64), (L, LAYOUT_WIDTH))
     head = carray(_ptr(head_a, _PROTO_I64), 4)
     X = carray(_ptr(X_a, proto), (N, T, F))
     y = carray(_ptr(y_a, proto), (N, O))
+    out = carray(_ptr(out_a, proto), (N, O))
     order = carray(_ptr(order_a, _PROTO_I64), n_order)
     ws = carray(_ptr(ws_a, proto), ws_size)
     wpack = carray(_ptr(wpack_a, proto), wpack_size)
     r0 = s + (B * p) // P
     r1 = s + (B * (p + 1)) // P
     if r1 <= r0:
-        grad[:] = 0.0
+        if backward != 0:
+            grad[:] = 0.0
         return 0.0
     Bp = r1 - r0
     xb = _view(ws, 0, (T, Bp, F))
     yb = _view(ws, T * Bp * F, (Bp, O))
     for i in range(Bp):
-        q = order[r0 + i]
+        q = order[r0 + i] if n_order > 0 else r0 + i
         for t in range(T):
             for f in range(F):
                 xb[t, i, f] = X[q, t, f]
-        for j in range(O):
-            yb[i, j] = y[q, j]
+        if backward != 0:
+            for j in range(O):
+                yb[i, j] = y[q, j]
     return _part_loss_grad(theta, layout, head, reset_after != 0, xb, yb, loss_kind, delta,
-                           inv, ws, wpack, grad)  # fmt: skip
+                           inv, ws, wpack, grad, backward != 0, out, r0)  # fmt: skip
 
 
 def _rows_c(theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F, r0, r1,
@@ -1637,7 +1660,7 @@ def _update_c(theta_a, n_params, grads_a, P, part_loss_a, opt_kind, lr, beta1, b
                          nesterov != 0, clip_norm, m, v, step)  # fmt: skip
 
 
-_PART_ARGS = "i i i i i i i d i i i i i i i i i i i i d i i i i i"
+_PART_ARGS = "i i i i i i i d i i i i i i i i i i i i d i i i i i i i"
 _ROWS_ARGS = "i i i i i i i i i i i i i i i i i i"
 _PACK_ARGS = "i i i i i i i i"
 _UPDATE_ARGS = "i i i i i i d d d d d i d i i i"
@@ -1657,7 +1680,7 @@ def _arg_types(spec, ft):
 
 
 def _entry_name(kind, ft):
-    return f"fastgru_{kind}_{ft}_v1"
+    return f"fastgru_{kind}_{ft}_v2"
 
 
 def kernels_cacheable():
@@ -1764,7 +1787,7 @@ _update_typer, _update_codegen = _extern_codegen("update", _UPDATE_ARGS, True)
 @intrinsic
 def _call_part(typingctx, theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind,
                delta, X_a, N, T, F, y_a, O, order_a, n_order, s, B, p, P, inv,
-               ws_a, ws_size, wpack_a, wpack_size, grad_a, proto):  # fmt: skip
+               ws_a, ws_size, wpack_a, wpack_size, grad_a, out_a, backward, proto):  # fmt: skip
     return _part_typer(proto), _part_codegen
 
 
@@ -1841,7 +1864,7 @@ def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order
                                       N, T, F, y.ctypes.data, O, order.ctypes.data, n, s, B,
                                       p, P, inv, ws[p].ctypes.data, ws_size,
                                       wpack.ctypes.data, wpack.shape[0], grads[p].ctypes.data,
-                                      theta[0])  # fmt: skip
+                                      0, 1, theta[0])  # fmt: skip
         loss = _call_update(theta.ctypes.data, n_params, grads.ctypes.data, P,
                             part_loss.ctypes.data, opt_kind, lr, beta1, beta2, eps, momentum,
                             1 if nesterov else 0, clip_norm, m.ctypes.data, v.ctypes.data,
@@ -1898,7 +1921,6 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
     F0 = X.shape[2]
     B = r1 - r0
     L = layout.shape[0]
-    O = head[1]
     Hmax = 0
     for l in range(L):
         Hmax = max(Hmax, layout[l, H_])
@@ -1924,15 +1946,7 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
         Hs[0] = 0.0
         gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
         inp = Hs[1:]
-    hT = inp[T - 1]
-    Wo, bo = head_params(theta, head)
-    Htop = hT.shape[1]
-    for i in range(B):
-        for o in range(O):
-            s = bo[o]
-            for k in range(Htop):
-                s += hT[i, k] * Wo[k, o]
-            out[r0 + i, o] = s
+    _head_output(theta, head, inp[T - 1], out, r0)
 
 
 @njit(**NJIT_OPTIONS)
@@ -2002,6 +2016,54 @@ def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     pool = _pool(P - 1)
     futures = [pool.submit(_predict_chunks, *args, ws[p], p, P, False) for p in range(1, P)]
     _predict_chunks(*args, ws[0], 0, P, False)
+    for f in futures:
+        f.result()
+
+
+def entries_loaded(dtype, kinds):
+    """Whether the entry points ``kinds`` of ``dtype`` are loaded in this process already
+    (compiled or read from the cache: ``ensure_entries`` would do nothing)."""
+    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    return all(_ENTRIES.get(_entry_name(kind, ft)) is not None
+               for kind in kinds if kind != "gemm" or ft == types.float32)  # fmt: skip
+
+
+def predict_by_parts(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
+    """As :func:`predict`, but through the training entry point run forward only, from
+    Python (``ctypes``, which releases the GIL), instead of the prediction kernels.
+
+    For the first predictions of a cold process that has just compiled the training entry
+    point while the precompile helper is still compiling the prediction kernels: waiting
+    for those would cost up to the helper's whole prediction stage (~1.5-2 s here). Each
+    row goes through the same code as in :func:`predict` (``gru_forward``, then
+    ``_head_output``), so the output is the same to the bit. Needs the entry points
+    "part", "pack" (and "gemm") loaded (:func:`entries_loaded`); ``ws`` is one buffer, or
+    ``P`` of them (one thread each), of ``part_workspace_size(layout, head, T, chunk)``."""
+    ft = types.float32 if theta.dtype == np.float32 else types.float64
+    part = _ENTRIES[_entry_name("part", ft)].ctypes
+    pack = _ENTRIES[_entry_name("pack", ft)].ctypes
+    N, T, F = X.shape
+    O = out.shape[1]
+    L = layout.shape[0]
+    ra = 1 if reset_after else 0
+    proto = float(theta[0])
+    pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, L, ra, wpack.ctypes.data,
+         wpack.shape[0], 0, proto)  # fmt: skip
+    chunk = int(chunk)
+    n_chunks = (N + chunk - 1) // chunk
+    bufs = [ws] if ws.ndim == 1 else list(ws)
+
+    def run(first, step, buf):
+        for c in range(first, n_chunks, step):
+            s = c * chunk
+            part(theta.ctypes.data, theta.shape[0], layout.ctypes.data, L, head.ctypes.data,
+                 ra, 0, 0.0, X.ctypes.data, N, T, F, 0, O, 0, 0, s, min(chunk, N - s), 0, 1,
+                 0.0, buf.ctypes.data, buf.shape[0], wpack.ctypes.data, wpack.shape[0], 0,
+                 out.ctypes.data, 0, proto)  # fmt: skip
+
+    P = len(bufs)
+    futures = [_pool(P - 1).submit(run, p, P, bufs[p]) for p in range(1, P)] if P > 1 else []
+    run(0, P, bufs[0])
     for f in futures:
         f.result()
 

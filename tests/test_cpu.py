@@ -470,3 +470,35 @@ def test_float32_activations_are_accurate_to_the_documented_bound():
     np.testing.assert_array_equal(s[4], 1.0)
     assert 0.0 <= s[1] < 1e-37 and 0.0 <= s[3] < 1e-37
     assert s[5] == 0.5 and t[5] == 0.0 and t[6] == np.float32(1e-30) and s[6] == 0.5
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+def test_prediction_by_parts_is_the_same_to_the_bit(dtype, reset_after):
+    """``predict_by_parts`` (the training entry point run forward only: a cold process's
+    first predictions while the helper compiles the prediction kernels) gives exactly the
+    rows of ``predict`` with the same chunks, in one thread or two, the last chunk short.
+    (The chunk size itself matters: a chunk of 4k + 1 rows takes its last row through the
+    one-row GEMM tile.)"""
+    from fastgru.engine import _layout, _pack_size, _part_ws_size, _predict_ws_size
+
+    spec = NetworkSpec(n_features=2, units=(6, 5), n_outputs=2, reset_after=reset_after,
+                       dtype=dtype)  # fmt: skip
+    theta = init_params(spec, np.random.default_rng(4))
+    X = np.random.default_rng(5).standard_normal((43, 7, 2)).astype(dtype)
+    layout, head, _ = _layout(spec)
+    cpu.ensure_entries(theta.dtype, ("gemm", "part", "pack", "rows"))
+    assert cpu.entries_loaded(theta.dtype, ("gemm", "part", "pack"))
+    chunk, T = 5, X.shape[1]
+    ref = np.full((len(X), 2), np.nan, dtype)
+    cpu.predict(theta, layout, head, reset_after, X, chunk, ref,
+                np.zeros(_pack_size(layout), dtype),
+                np.zeros((2, _predict_ws_size(layout, T, chunk)), dtype))  # fmt: skip
+    for P in (1, 2):
+        out = np.full_like(ref, np.nan)
+        size = _part_ws_size(layout, head, T, chunk)
+        cpu.predict_by_parts(theta, layout, head, reset_after, X, chunk, out,
+                             np.zeros(_pack_size(layout), dtype),
+                             np.zeros((P, size) if P > 1 else size, dtype))  # fmt: skip
+        np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(ref, predict_cpu(spec, theta, X, chunk=chunk, n_workers=1))

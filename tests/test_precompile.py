@@ -86,7 +86,9 @@ def test_wait_returns_when_the_helper_fails(tmp_path):
 @pytest.mark.slow
 def test_cold_fit_loads_what_the_helper_compiled(tmp_path):
     """A fresh process with an empty cache: the driver and the prediction kernels come
-    from the helper (cache hits), and the predictions are the ones of a fit here."""
+    from the helper (cache hits), and the predictions are the ones of a fit here, also the
+    first one, which may run before the helper is done (through the training entry
+    point)."""
     code = """
 import collections, json, sys
 from numba.core import event
@@ -103,11 +105,15 @@ import numpy as np
 from fastgru import GRURegressor, cpu
 rng = np.random.default_rng(5)
 X = rng.standard_normal((40, 6, 2)); y = X[:, -1, 0] - X[:, 0, 1]
+from fastgru import _precompile
 m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="cpu")
-pred = m.fit(X, y).predict(X[:7])
+first = m.fit(X, y).predict(X[:7])  # perhaps through the training entry point
+_precompile.wait("float32", "predict")
+pred = m.predict(X[:7])
 hits = lambda d: sum(d.stats.cache_hits.values())
-print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
-                  "predict": hits(cpu._predict_chunks), "compiled": compiled}))
+print(json.dumps({"pred": pred.tolist(), "first": first.tolist(),
+                  "driver": hits(cpu._train_epoch), "predict": hits(cpu._predict_chunks),
+                  "compiled": compiled}))
 """
     env = {k: v for k, v in os.environ.items() if k != "FASTGRU_NO_PRECOMPILE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
@@ -129,6 +135,7 @@ print(json.dumps({"pred": pred.tolist(), "driver": hits(cpu._train_epoch),
     y = X[:, -1, 0] - X[:, 0, 1]
     m = GRURegressor(units=(4, 3), epochs=2, batch_size=16, random_state=1, device="cpu")
     np.testing.assert_array_equal(np.array(res["pred"]), m.fit(X, y).predict(X[:7]))
+    np.testing.assert_array_equal(np.array(res["first"]), np.array(res["pred"]))
 
 
 def _helper_like(proc, owner):
@@ -211,3 +218,37 @@ def test_importing_the_estimator_starts_the_float32_helper_on_a_cold_cache(tmp_p
         res = json.loads(out.stdout.strip().splitlines()[-1])
         assert res == {"started": not off, "others": [] if off else ["float32"]}
         assert not list(tmp_path.rglob("*.lock"))  # the claim went with the helper
+
+
+def test_a_fitted_cold_process_predicts_through_the_training_entry_point_meanwhile(
+    monkeypatch,
+):
+    """Once the training entry point is loaded and while the helper is still compiling the
+    prediction kernels, ``predict_cpu`` does not wait: it runs the training entry point
+    forward only, which gives the very rows of the prediction kernels."""
+    from fastgru.engine import predict_cpu
+    from fastgru.params import NetworkSpec, init_params
+
+    spec = NetworkSpec(n_features=2, units=(6, 5), n_outputs=1)
+    theta = init_params(spec, np.random.default_rng(8))
+    X = np.random.default_rng(9).standard_normal((70, 9, 2)).astype(np.float32)
+    cpu.ensure_entries(theta.dtype, ("gemm", "part", "pack"))
+    ref = predict_cpu(spec, theta, X)
+    calls = []
+    real = cpu.predict_by_parts
+    monkeypatch.setattr(cpu, "predict_by_parts", lambda *a: calls.append(1) or real(*a))
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        helper = _helper_like(sleeper, owner=os.getpid())
+        helper.done["train"].set()
+        monkeypatch.setitem(_precompile._helpers, "float32", helper)
+        t = time.perf_counter()
+        out = predict_cpu(spec, theta, X)
+        assert time.perf_counter() - t < 5 and sleeper.poll() is None and calls
+        np.testing.assert_array_equal(out, ref)
+        helper.done["predict"].set()  # compiled: the prediction kernels again
+        np.testing.assert_array_equal(predict_cpu(spec, theta, X), ref)
+        assert len(calls) == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
