@@ -161,6 +161,31 @@ def _view(typingctx, a, off, shape):
     return sig, codegen
 
 
+@intrinsic
+def _copy(typingctx, src, src_off, dst, dst_off, n):
+    """Copy ``n`` elements from ``src[src_off:]`` to ``dst[dst_off:]`` (flat arrays of one
+    dtype, distinct buffers): one ``memcpy``, no bounds or wraparound checks (the callers
+    compute the offsets from the layout). Element loops compiled to scalar code with a
+    wraparound check per index: packing the seed network's weights took ~19 us, an eighth
+    of a single-window prediction."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)
+            and src.dtype == dst.dtype):  # fmt: skip
+        return None
+    sig = types.void(src, src_off, dst, dst_off, n)
+
+    def codegen(context, builder, signature, args):
+        s, so, d, do, count = args
+        sa = context.make_array(signature.args[0])(context, builder, s)
+        da = context.make_array(signature.args[2])(context, builder, d)
+        itemsize = context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype))
+        sp = builder.gep(sa.data, [so])
+        dp = builder.gep(da.data, [do])
+        cgutils.raw_memcpy(builder, dp, sp, count, itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def _splat(x):
     return ir.Constant(_V8, [float(np.float32(x))] * 8)
 
@@ -1144,8 +1169,9 @@ def pack_weights(theta, layout, reset_after, wpack):
     pass multiplies by; the layout of ``_packed``): a few microseconds per batch on the seed
     network. Training also needs :func:`pack_transposes`. (Two functions, not one with a
     flag: a constant flag from compiled code is typed as a literal, and each value compiled
-    a copy.) Written as one loop nest over the six blocks on flat offsets: as six nests on
-    views it took twice as long to compile."""
+    a copy.) One loop over the six blocks on flat offsets (as six nests on views it took
+    twice as long to compile), each block copied row by row with ``_copy`` (a memcpy):
+    3.8 us for the seed network's weights, against 19.7 us as an element loop."""
     off = 0
     for l in range(layout.shape[0]):
         F = layout[l, F_]
@@ -1158,10 +1184,11 @@ def pack_weights(theta, layout, reset_after, wpack):
             else:
                 rows, dst = H, off + 3 * F * H + q * H * H
                 src = layout[l, U_RZ] + q * H if q < 2 else layout[l, U_N]
-            ld = 2 * H if q < 2 else H
-            for i in range(rows):
-                for j in range(H):
-                    wpack[dst + i * H + j] = theta[src + i * ld + j]
+            if q < 2:  # rows of the (., 2H) r|z block
+                for i in range(rows):
+                    _copy(theta, src + i * 2 * H, wpack, dst + i * H, H)
+            else:  # the whole (., H) n block at once
+                _copy(theta, src, wpack, dst, rows * H)
         bias = off + 6 * F * H + 6 * H * H
         b_rz = layout[l, B_RZ]
         b_n = layout[l, B_N]
