@@ -1570,11 +1570,33 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
 # Clipping and optimizers
 # --------------------------------------------------------------------------------------
 @njit(inline="always", **NJIT_OPTIONS)
+def _sq(x):
+    y = np.float64(x)
+    return y * y
+
+
+@njit(inline="always", **NJIT_OPTIONS)
 def global_norm(g):
-    s = 0.0
-    for i in range(g.shape[0]):
-        s += float(g[i]) * float(g[i])
-    return math.sqrt(s)
+    """The Euclidean norm of ``g``: squares and sums in float64 (``float()`` of a float32
+    stays float32 in Numba: the squares were rounded to float32 before), in eight
+    interleaved partial sums added in a fixed order (one sum is a chain of dependent
+    additions: 22 us for the seed network's 23k gradients, a third of the serial step
+    between two batches; now 7.5 us)."""
+    n = g.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
+        s0 += _sq(g[i])
+        s1 += _sq(g[i + 1])
+        s2 += _sq(g[i + 2])
+        s3 += _sq(g[i + 3])
+        s4 += _sq(g[i + 4])
+        s5 += _sq(g[i + 5])
+        s6 += _sq(g[i + 6])
+        s7 += _sq(g[i + 7])
+    for i in range(n8, n):
+        s0 += _sq(g[i])
+    return math.sqrt(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
 
 
 clip_scale = njit(inline="always", **NJIT_OPTIONS)(_math.clip_scale)

@@ -190,6 +190,12 @@ def test_clipping_by_global_norm():
     g = np.array([3.0, 4.0])
     norm = cpu.global_norm(g)
     assert norm == 5.0
+    for n in (0, 1, 7, 8, 9, 23_003):  # the eight partial sums and the tail
+        r = np.random.default_rng(n).standard_normal(n)
+        for x in (r, r.astype(np.float32)):
+            ref = np.sqrt(np.sum(x.astype(np.float64) ** 2))
+            assert cpu.global_norm(x) == pytest.approx(ref, rel=1e-13, abs=0)
+    assert not np.isfinite(cpu.global_norm(np.array([1.0, np.nan, 2.0])))
     assert cpu.clip_scale(norm, 1.0) == pytest.approx(0.2)
     assert cpu.clip_scale(norm, 10.0) == 1.0
     assert cpu.clip_scale(norm, 0.0) == 1.0  # 0 means no clipping
