@@ -11,8 +11,11 @@ entry point into the cache (the training pieces first, then prediction) while th
 process compiles the entry point; this process then loads them from the cache instead of
 compiling them (:func:`wait` before each use). For float32 (the default) the helper starts
 at the import of :mod:`fastgru.estimator` (:func:`start_early`, before scikit-learn is
-imported), so that it has finished everything, prediction included, by the time the
-entry point is compiled; other dtypes start it at the first fit.
+imported), so that it has often finished everything, prediction included, by the time
+the entry point is compiled; other dtypes start it at the first fit. The prediction stage
+runs at the lowest priority (``nice 19``): a fitted process that predicts before it is
+done does not wait for it but runs its training entry point forward only, which gives the
+same rows (``engine.predict_cpu``, :func:`pending`).
 
 The helper process only ever compiles into Numba's on-disk cache (atomic file writes)
 and prints a line per finished stage; if it fails or is slow, this process compiles what
