@@ -27,9 +27,12 @@ PARALLEL_OPTIONS = {**NJIT_OPTIONS, "parallel": True}
 GEMM_KC = 64
 
 #: Fewest sequences per part when a training batch is split across threads (one part per
-#: Numba thread): the GEMM tiles take 4 rows, and a part's fixed costs (packing, the
-#: head, the update) do not shrink with it. The seed batch of 32 gives 2 parts of 16.
-MIN_PART_ROWS = 8
+#: Numba thread): the GEMM tiles take 4 rows. A batch of 2 or more rows is split in two
+#: all the same when there are two threads (``engine.default_parts``): on the 2-core
+#: development machine parts of 1-3 rows trained batches of 2-7 1.4-1.6x faster than one
+#: thread, and 2 parts of 4 a batch of 8 1.8x faster than 1 part of 8 (the limit was 8
+#: until session 5). The seed batch of 32 gives 2 parts of 16, as before.
+MIN_PART_ROWS = 4
 
 #: Loss codes understood by the kernels.
 LOSSES = {"mse": 0, "mae": 1, "huber": 2}

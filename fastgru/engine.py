@@ -84,7 +84,8 @@ class CPURunner:
 
     Each mini-batch is split into ``n_parts`` row slices trained in parallel, one per
     thread (``numba.get_num_threads()``, at most one per ``config.MIN_PART_ROWS``
-    sequences of the batch). Results are bit-for-bit reproducible for a given ``n_parts``.
+    sequences of the batch, but two for any batch of two or more: ``default_parts``).
+    Results are bit-for-bit reproducible for a given ``n_parts``.
     Every work buffer is allocated here, once per fit, and sized by the batch (not by the
     data): ``n_parts`` x ``cpu.part_workspace_size`` plus one gradient vector per part.
     """
@@ -209,10 +210,12 @@ def _layout(spec):
 
 def default_parts(batch_size):
     """Row slices per training batch: one per Numba thread, each of at least
-    ``config.MIN_PART_ROWS`` sequences."""
+    ``config.MIN_PART_ROWS`` sequences, but two for any batch of two or more rows when
+    there are two threads (a part of one row still runs in parallel with the other)."""
     import numba
 
-    return max(1, min(numba.get_num_threads(), int(batch_size) // config.MIN_PART_ROWS))
+    B = int(batch_size)
+    return max(1, min(numba.get_num_threads(), max(B // config.MIN_PART_ROWS, min(B, 2))))
 
 
 def _blas_threads(dtype, workers):

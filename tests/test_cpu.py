@@ -275,6 +275,40 @@ def test_training_is_bit_deterministic():
     assert a.tobytes() != c.tobytes()
 
 
+def test_small_batches_use_two_threads(monkeypatch):
+    """Any batch of two or more rows is split in two when there are two threads (parts
+    of 1-3 rows are faster than one thread here); larger batches keep at least
+    ``MIN_PART_ROWS`` rows per part; one thread, one part."""
+    import numba
+
+    from fastgru.engine import default_parts
+
+    for threads, expected in [(2, {1: 1, 2: 2, 3: 2, 7: 2, 8: 2, 32: 2}),
+                              (16, {1: 1, 2: 2, 5: 2, 8: 2, 12: 3, 32: 8, 256: 16}),
+                              (1, {1: 1, 2: 1, 32: 1})]:  # fmt: skip
+        monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
+        assert {B: default_parts(B) for B in expected} == expected
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5)])
+def test_parts_of_one_row_train_like_one_part(dtype, tol):
+    """A batch of 3 split into parts of 1 and 2 rows gives the weights of the unsplit batch
+    (the part gradients are summed in another order: equal to rounding)."""
+    X, y = noisy_sine(n=40, T=6)
+    X, y = X.astype(dtype), y.astype(dtype)
+    spec = NetworkSpec(1, (5, 4), 1, False, dtype)
+    cfg = TrainConfig(epochs=2, batch_size=3)
+    out = []
+    for parts in (1, 2):
+        theta = init_params(spec, np.random.default_rng(0))
+        runner = CPURunner(spec, theta, OptimizerState.zeros(theta.size, theta.dtype), cfg, X, y,
+                           n_parts=parts)  # fmt: skip
+        train(runner, cfg, np.random.default_rng(1), len(X))
+        out.append(runner.theta)
+    np.testing.assert_allclose(out[1], out[0], rtol=tol, atol=tol)
+    assert not np.array_equal(out[0], init_params(spec, np.random.default_rng(0)))
+
+
 def test_nan_batch_stops_and_keeps_last_good_weights():
     X, y = noisy_sine(n=200)
     y = y.copy()
