@@ -542,3 +542,28 @@ def test_prediction_by_parts_is_the_same_to_the_bit(dtype, reset_after):
                              np.zeros((P, size) if P > 1 else size, dtype))  # fmt: skip
         np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(ref, predict_cpu(spec, theta, X, chunk=chunk, n_workers=1))
+
+
+def test_small_predictions_are_shared_evenly_by_the_workers(monkeypatch):
+    """By default ``N`` windows go to the workers in even chunks (at most
+    ``PREDICT_CHUNK``): 16 windows on two threads are two chunks of 8, with the rows of an
+    explicit ``chunk=8``; a single window does not even ask Numba for its thread count."""
+    import numba
+
+    spec = NetworkSpec(n_features=1, units=(6, 5), n_outputs=1)
+    theta = init_params(spec, np.random.default_rng(6))
+    X = np.random.default_rng(7).standard_normal((16, 9, 1)).astype(np.float32)
+    ref = predict_cpu(spec, theta, X, chunk=8, n_workers=1)
+    seen = []
+    real = cpu.predict
+    monkeypatch.setattr(cpu, "predict", lambda *a: seen.append((a[5], a[8].shape)) or real(*a))
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    np.testing.assert_array_equal(predict_cpu(spec, theta, X), ref)
+    assert seen[-1][0] == 8 and seen[-1][1][0] == 2  # chunks of 8, two work buffers
+
+    def no_asking():
+        raise AssertionError("a single window asked for the thread count")
+
+    monkeypatch.setattr(numba, "get_num_threads", no_asking)
+    one = predict_cpu(spec, theta, X[:1])
+    assert one.shape == (1, 1) and np.isfinite(one).all()
