@@ -45,7 +45,8 @@ ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 1e-7
 
-#: Rows per chunk when predicting; bounds the work memory of ``predict`` (per worker,
+#: Most rows per chunk when predicting (fewer inputs are shared evenly by the threads:
+#: ``engine.predict_cpu``); bounds the work memory of ``predict`` (per worker,
 #: about ``T * chunk * (F + 6 H) * itemsize``: 3.9 MB for the seed network in float32).
 #: 16 to 256 measured the same speed on the seed workload; smaller keeps the peak lower.
 PREDICT_CHUNK = 32
