@@ -269,7 +269,7 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
         import numba
 
         n_workers = numba.get_num_threads()
-    if chunk is None:
+    if not chunk:  # None (or 0, which meant the default before)
         chunk = min(config.PREDICT_CHUNK, -(-n // max(1, int(n_workers or 1))))
     chunk = int(min(chunk, n))
     n_chunks = -(-n // chunk)
