@@ -154,10 +154,8 @@ def wait(dtype, stage, timeout=300.0):
     The stages run in order ("train", then "predict"): a process that predicts before the
     helper has finished "train" (a model loaded, never fitted here) does not wait for both,
     but compiles the prediction kernels itself, which takes less time."""
-    if not _helpers:  # the usual case, before str(dtype) (~5 us per predict)
-        return
-    helper = _helpers.get(str(dtype))
-    if helper is None or helper.owner != os.getpid():
+    helper = _own_helper(dtype)
+    if helper is None:
         return
     earlier = STAGES[: STAGES.index(stage)]
     if any(not helper.done[s].is_set() for s in earlier):
@@ -172,12 +170,19 @@ def wait(dtype, stage, timeout=300.0):
 
 def pending(dtype, stage):
     """Whether this process has a helper for ``dtype`` that has not finished ``stage``."""
-    if not _helpers:
-        return False
+    helper = _own_helper(dtype)
+    return helper is not None and not helper.done[stage].is_set()
+
+
+def _own_helper(dtype):
+    """This process's helper for ``dtype``, or ``None`` (none, or the one a parent of this
+    forked process started)."""
+    if not _helpers:  # the usual case, before str(dtype) (~5 us per predict)
+        return None
     helper = _helpers.get(str(dtype))
     if helper is None or helper.owner != os.getpid():
-        return False
-    return not helper.done[stage].is_set()
+        return None
+    return helper
 
 
 if hasattr(os, "register_at_fork"):

@@ -1733,6 +1733,11 @@ def _arg_types(spec, ft):
     return [types.int64 if c == "i" else types.float64 for c in spec.split()] + [ft]
 
 
+def _numba_float(dtype):
+    """The Numba float type of the kernels for ``dtype`` (float32, else float64)."""
+    return types.float32 if np.dtype(dtype) == np.float32 else types.float64
+
+
 def _entry_name(kind, ft):
     return f"fastgru_{kind}_{ft}_v2"
 
@@ -1760,7 +1765,7 @@ def kernels_compiled(dtype=None):
     try:
         ft = None
         if dtype is not None:
-            ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+            ft = _numba_float(dtype)
 
         def listed(signatures):
             return any(ft is None or sig[0].dtype == ft for sig in signatures)
@@ -1791,7 +1796,7 @@ def ensure_entries(dtype, kinds=("part",)):
     key = (dtype, kinds)
     if key in _READY:  # the usual case, once per call of a driver (~0.2 us)
         return
-    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    ft = _numba_float(dtype)
     for kind in kinds:
         name = _entry_name(kind, ft)
         if name in _ENTRIES:
@@ -2050,6 +2055,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _spread(work, P):
+    """``work(p)`` for ``p`` in ``0 .. P - 1``: ``p = 0`` in this thread, the others in the
+    pool's threads; returns when all are done."""
+    futures = [_pool(P - 1).submit(work, p) for p in range(1, P)] if P > 1 else []
+    work(0)
+    for f in futures:
+        f.result()
+
+
 def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     """Head output for every sequence of ``X (N, T, F)`` (C-contiguous, ``theta``'s dtype)
     into ``out (N, O)``, ``chunk`` sequences at a time. ``wpack`` has ``pack_size``
@@ -2067,17 +2081,13 @@ def predict(theta, layout, head, reset_after, X, chunk, out, wpack, ws):
     P = ws.shape[0]
     args = (theta, layout, head, reset_after, X, chunk, out, wpack)
     _predict_chunks(*args, ws[0], 0, 0, True)  # the packed weights, before any thread
-    pool = _pool(P - 1)
-    futures = [pool.submit(_predict_chunks, *args, ws[p], p, P, False) for p in range(1, P)]
-    _predict_chunks(*args, ws[0], 0, P, False)
-    for f in futures:
-        f.result()
+    _spread(lambda p: _predict_chunks(*args, ws[p], p, P, False), P)
 
 
 def entries_loaded(dtype, kinds):
     """Whether the entry points ``kinds`` of ``dtype`` are loaded in this process already
     (compiled or read from the cache: ``ensure_entries`` would do nothing)."""
-    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    ft = _numba_float(dtype)
     return all(_ENTRIES.get(_entry_name(kind, ft)) is not None
                for kind in kinds if kind != "gemm" or ft == types.float32)  # fmt: skip
 
@@ -2093,7 +2103,7 @@ def predict_by_parts(theta, layout, head, reset_after, X, chunk, out, wpack, ws)
     ``_head_output``), so the output is the same to the bit. Needs the entry points
     "part", "pack" (and "gemm") loaded (:func:`entries_loaded`); ``ws`` is one buffer, or
     ``P`` of them (one thread each), of ``part_workspace_size(layout, head, T, chunk)``."""
-    ft = types.float32 if theta.dtype == np.float32 else types.float64
+    ft = _numba_float(theta.dtype)
     part = _ENTRIES[_entry_name("part", ft)].ctypes
     pack = _ENTRIES[_entry_name("pack", ft)].ctypes
     N, T, F = X.shape
@@ -2107,19 +2117,18 @@ def predict_by_parts(theta, layout, head, reset_after, X, chunk, out, wpack, ws)
     n_chunks = (N + chunk - 1) // chunk
     bufs = [ws] if ws.ndim == 1 else list(ws)
 
-    def run(first, step, buf):
-        for c in range(first, n_chunks, step):
+    P = len(bufs)
+
+    def run(p):
+        buf = bufs[p]
+        for c in range(p, n_chunks, P):
             s = c * chunk
             part(theta.ctypes.data, theta.shape[0], layout.ctypes.data, L, head.ctypes.data,
                  ra, 0, 0.0, X.ctypes.data, N, T, F, 0, O, 0, 0, s, min(chunk, N - s), 0, 1,
                  0.0, buf.ctypes.data, buf.shape[0], wpack.ctypes.data, wpack.shape[0], 0,
                  out.ctypes.data, 0, proto)  # fmt: skip
 
-    P = len(bufs)
-    futures = [_pool(P - 1).submit(run, p, P, bufs[p]) for p in range(1, P)] if P > 1 else []
-    run(0, P, bufs[0])
-    for f in futures:
-        f.result()
+    _spread(run, P)
 
 
 # --------------------------------------------------------------------------------------

@@ -277,20 +277,20 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
     pack, size = _predict_sizes(spec, T, chunk)
     dtype = theta.dtype
     wpack = _buffers((pack,), dtype, ("wpack", spec))
-    warm_part = ("gemm", "part", "pack")
-    if _precompile.pending(dtype, "predict") and cpu.entries_loaded(dtype, warm_part):
+    if _precompile.pending(dtype, "predict") and cpu.entries_loaded(
+        dtype, ("gemm", "part", "pack")
+    ):
         # A cold process that has just fitted: the training entry point, forward only, gives
         # the same output now, while the helper is still compiling the prediction kernels.
+        run = cpu.predict_by_parts
         size = _part_ws_size(layout, head, T, chunk)
         ws = np.zeros((size,) if P == 1 else (P, size), dtype)
-        with _blas_threads(dtype, P):
-            cpu.predict_by_parts(theta, layout, head, spec.reset_after, X, chunk, out, wpack,
-                                 ws)  # fmt: skip
-        return out
-    ws = _buffers((size,) if P == 1 else (P, size), dtype, ("ws", spec))
-    _precompile.wait(dtype, "predict")
+    else:
+        run = cpu.predict
+        ws = _buffers((size,) if P == 1 else (P, size), dtype, ("ws", spec))
+        _precompile.wait(dtype, "predict")
     with _blas_threads(dtype, P):
-        cpu.predict(theta, layout, head, spec.reset_after, X, chunk, out, wpack, ws)
+        run(theta, layout, head, spec.reset_after, X, chunk, out, wpack, ws)
     return out
 
 

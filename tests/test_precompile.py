@@ -138,6 +138,15 @@ print(json.dumps({"pred": pred.tolist(), "first": first.tolist(),
     np.testing.assert_array_equal(np.array(res["first"]), np.array(res["pred"]))
 
 
+@pytest.fixture
+def sleeper():
+    """A process standing in for a helper that never finishes; killed after the test."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
 def _helper_like(proc, owner):
     helper = object.__new__(_precompile._Helper)
     helper.proc, helper.owner, helper.lock = proc, owner, None
@@ -145,21 +154,15 @@ def _helper_like(proc, owner):
     return helper
 
 
-def test_wait_ignores_the_helper_of_a_parent_process(monkeypatch):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        helper = _helper_like(sleeper, owner=os.getpid() + 1)  # as seen after a fork
-        monkeypatch.setitem(_precompile._helpers, "float32", helper)
-        t = time.perf_counter()
-        _precompile.wait("float32", "predict", timeout=20)
-        assert time.perf_counter() - t < 1 and sleeper.poll() is None
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+def test_wait_ignores_the_helper_of_a_parent_process(monkeypatch, sleeper):
+    helper = _helper_like(sleeper, owner=os.getpid() + 1)  # as seen after a fork
+    monkeypatch.setitem(_precompile._helpers, "float32", helper)
+    t = time.perf_counter()
+    _precompile.wait("float32", "predict", timeout=20)
+    assert time.perf_counter() - t < 1 and sleeper.poll() is None
 
 
-def test_a_stuck_helper_is_abandoned_once(monkeypatch):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+def test_a_stuck_helper_is_abandoned_once(monkeypatch, sleeper):
     helper = _helper_like(sleeper, owner=os.getpid())
     monkeypatch.setitem(_precompile._helpers, "float32", helper)
     t = time.perf_counter()
@@ -171,25 +174,20 @@ def test_a_stuck_helper_is_abandoned_once(monkeypatch):
     assert time.perf_counter() - t < 1
 
 
-def test_a_predict_before_the_training_stage_does_not_wait(monkeypatch):
+def test_a_predict_before_the_training_stage_does_not_wait(monkeypatch, sleeper):
     """A process that predicts before the helper has finished the training kernels (a
     model loaded, not fitted) compiles the prediction kernels itself rather than wait for
     both stages; once the training stage is done, it waits for the prediction stage."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        helper = _helper_like(sleeper, owner=os.getpid())
-        monkeypatch.setitem(_precompile._helpers, "float32", helper)
-        t = time.perf_counter()
-        _precompile.wait("float32", "predict", timeout=20)
-        assert time.perf_counter() - t < 1 and sleeper.poll() is None
-        helper.done["train"].set()
-        t = time.perf_counter()
-        _precompile.wait("float32", "predict", timeout=0.5)  # waits, then abandons it
-        assert 0.4 < time.perf_counter() - t < 5
-        assert sleeper.wait(10) != 0
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    helper = _helper_like(sleeper, owner=os.getpid())
+    monkeypatch.setitem(_precompile._helpers, "float32", helper)
+    t = time.perf_counter()
+    _precompile.wait("float32", "predict", timeout=20)
+    assert time.perf_counter() - t < 1 and sleeper.poll() is None
+    helper.done["train"].set()
+    t = time.perf_counter()
+    _precompile.wait("float32", "predict", timeout=0.5)  # waits, then abandons it
+    assert 0.4 < time.perf_counter() - t < 5
+    assert sleeper.wait(10) != 0
 
 
 _IMPORT_ONLY = """
@@ -221,7 +219,7 @@ def test_importing_the_estimator_starts_the_float32_helper_on_a_cold_cache(tmp_p
 
 
 def test_a_fitted_cold_process_predicts_through_the_training_entry_point_meanwhile(
-    monkeypatch,
+    monkeypatch, sleeper
 ):
     """Once the training entry point is loaded and while the helper is still compiling the
     prediction kernels, ``predict_cpu`` does not wait: it runs the training entry point
@@ -237,18 +235,13 @@ def test_a_fitted_cold_process_predicts_through_the_training_entry_point_meanwhi
     calls = []
     real = cpu.predict_by_parts
     monkeypatch.setattr(cpu, "predict_by_parts", lambda *a: calls.append(1) or real(*a))
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        helper = _helper_like(sleeper, owner=os.getpid())
-        helper.done["train"].set()
-        monkeypatch.setitem(_precompile._helpers, "float32", helper)
-        t = time.perf_counter()
-        out = predict_cpu(spec, theta, X)
-        assert time.perf_counter() - t < 5 and sleeper.poll() is None and calls
-        np.testing.assert_array_equal(out, ref)
-        helper.done["predict"].set()  # compiled: the prediction kernels again
-        np.testing.assert_array_equal(predict_cpu(spec, theta, X), ref)
-        assert len(calls) == 1
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    helper = _helper_like(sleeper, owner=os.getpid())
+    helper.done["train"].set()
+    monkeypatch.setitem(_precompile._helpers, "float32", helper)
+    t = time.perf_counter()
+    out = predict_cpu(spec, theta, X)
+    assert time.perf_counter() - t < 5 and sleeper.poll() is None and calls
+    np.testing.assert_array_equal(out, ref)
+    helper.done["predict"].set()  # compiled: the prediction kernels again
+    np.testing.assert_array_equal(predict_cpu(spec, theta, X), ref)
+    assert len(calls) == 1
