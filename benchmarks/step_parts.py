@@ -50,26 +50,26 @@ def _tile_loop(h, U, C, n):
 
 
 @njit
-def _recurrent_products(Hs, U, G, AUX, n):
+def _recurrent_products(Hs, Uc, G, AUX, n):
+    # As gru_forward for one sequence: the r|z product, then the n product on r * h.
     for _ in range(n):
         for t in range(T):
-            gemm(Hs[t], U[0], G[0, t], True)
-            gemm(Hs[t], U[1], G[1, t], True)
-            gemm(AUX[t], U[2], G[2, t], True)
+            gemm(Hs[t].T, Uc[:, : 2 * H], G[t, : 2 * H].T, True)
+            gemm(AUX[t].T, Uc[:, 2 * H :], G[t, 2 * H :].T, True)
 
 
 @njit
 def _gate_passes(Hs, G, AUX, n):
     for _ in range(n):
         for t in range(T):
-            ew_fwd_seed1(G[0, t], G[1, t], Hs[t], AUX[t])
-            ew_fwd_seed2(G[2, t], G[1, t], Hs[t], Hs[t + 1])
+            ew_fwd_seed1(G[t, :H], G[t, H : 2 * H], Hs[t], AUX[t])
+            ew_fwd_seed2(G[t, 2 * H :], G[t, H : 2 * H], Hs[t], Hs[t + 1])
 
 
 @njit
-def _layer_forward(X, W, U, bias, Hs, G, AUX, n):
+def _layer_forward(X, Wc, Uc, UTc, WTc, bias, Hs, G, AUX, n):
     for _ in range(n):
-        cpu.gru_forward(X, W, U, bias, False, Hs, G, AUX)
+        cpu.gru_forward(X, Wc, Uc, UTc, WTc, bias, False, Hs, G, AUX)
 
 
 def best_us(fn, *args, n=1000):
@@ -90,14 +90,17 @@ def main():
         print(f"  1 x {K} x {N}: {us * 1000:6.0f} ns  {2 * K * N / us / 1e3:5.1f} GFLOP/s")
     us = best_us(_tile_loop, guarded((1, H)), guarded((H, H)), guarded((1, H)), n=100_000)
     print(f"  1 x {H} x {H}, the tile alone: {us * 1000:6.0f} ns")
-    U, W, bias = guarded((3, H, H)), guarded((3, H, H)), guarded((4, H))
-    X = guarded((T, 1, H), 1.0)
-    Hs, G, AUX = guarded((T + 1, 1, H)), guarded((3, T, 1, H)), guarded((T, 1, H))
+    # The packed blocks of gru_forward (Wc, Uc, UTc, WTc, bias), one sequence (Bv = 1).
+    Wc, Uc, UTc, WTc = (guarded((H, 3 * H)), guarded((H, 3 * H)), guarded((3 * H, H)),
+                        guarded((3 * H, H)))  # fmt: skip
+    bias = guarded((4, H))
+    X = guarded((T, H, 1), 1.0)
+    Hs, G, AUX = guarded((T + 1, H, 1)), guarded((T, 3 * H, 1)), guarded((T, H, 1))
     print(f"one layer, B = 1, H = {H}, T = {T} (seed convention):")
-    print(f"  3 recurrent products x T: {best_us(_recurrent_products, Hs, U, G, AUX):6.1f} us")
+    print(f"  3 recurrent products x T: {best_us(_recurrent_products, Hs, Uc, G, AUX):6.1f} us")
     print(f"  2 gate passes x T:        {best_us(_gate_passes, Hs, G, AUX):6.1f} us")
     print(f"  gru_forward, F = {H}:      "
-          f"{best_us(_layer_forward, X, W, U, bias, Hs, G, AUX):6.1f} us")  # fmt: skip
+          f"{best_us(_layer_forward, X, Wc, Uc, UTc, WTc, bias, Hs, G, AUX):6.1f} us")  # fmt: skip
 
 
 if __name__ == "__main__":

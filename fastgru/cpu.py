@@ -24,19 +24,29 @@ does that conversion.)
 
 How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind it):
 
-* Arrays are time-major: one step's slice of a ``(T, B, H)`` array is a contiguous
-  ``(B, H)`` block. The three gates are kept in separate planes, ``G (3, T, B, H)``, so
-  that every elementwise part of a step runs over ``B * H`` contiguous elements.
-* The input projections of all steps (biases included) are three matrix products before
-  the time loop, written into ``G``; each step adds its recurrent products into ``G[:, t]``
-  and applies the nonlinearities in place, so ``G`` ends up holding ``r, z, n``. The
-  backward pass overwrites ``G[:, t]`` with the gate gradients once it has read the gates,
-  and forms every weight gradient with one matrix product per gate after the loop.
+* The batch is the vector dimension ("batch-as-vector"): one step's slice of a
+  ``(T, rows, Bv)`` array is a contiguous ``(rows, Bv)`` block whose ``Bv`` columns are the
+  sequences of the batch, rounded up to whole 8-lane vectors (``padded_width``; the padding
+  columns hold zeros and get no gradient). A step's gates are one ``(3H, Bv)`` block of
+  ``G (T, 3H, Bv)``, r, z and n one after the other, so every elementwise part of a step
+  runs over ``H * Bv`` contiguous elements. Every product of a step is then a weight
+  matrix times whole vectors of the batch (``C (3H, Bv) += UTc (3H, H) @ h (H, Bv)``): with
+  the batch along the rows instead (sessions 1-5), ``H = 50`` was 6.25 vectors, and the
+  partly used seventh vector and the narrower tiles it forced cost ~25% of the products.
+  One sequence (``Bv = 1``) runs the same products as matrix-vector products (``_mm``:
+  ``h.T @ Uc``, the packed blocks of both orientations are kept).
+* Each step adds the input projection (biases included) and the recurrent products into
+  ``G[t]`` and applies the nonlinearities in place, so ``G`` ends up holding ``r, z, n``.
+  The backward pass overwrites ``G[t]`` with the gate gradients once it has read the gates
+  and adds the gradient of the layer's input step by step; the weight and bias gradients
+  are sums over steps of products along the batch (``gemm_nt_steps``, after the loop).
 * float32 matrix products use register-tiled AVX2/FMA micro-kernels emitted as LLVM IR
-  (``_make_tile``: 4 rows x up to 24 columns of accumulators; one row with two sets of
-  accumulators for matrix-vector products). On the 16-32 row products of a GRU step they
-  run at about twice OpenBLAS' speed (OpenBLAS packs both operands on every call). float64
-  products call BLAS ``dgemm``.
+  (``_make_tile``: 6 x 2 or 8 x 1 vectors of accumulators for the batch-as-vector
+  products, 4 x up to 3 otherwise; one row with two sets of accumulators for
+  matrix-vector products; ``_make_nt_tile``: 4 x 3 dot products along the batch). On the
+  small products of a GRU step they run at about twice OpenBLAS' speed (OpenBLAS packs
+  both operands on every call). float64 products call BLAS ``dgemm`` (and loops for the
+  sums over steps).
 * The float32 elementwise parts of a step (gates, candidate, state update and their
   gradients) are 8-lane vector loops emitted as LLVM IR too (``_make_ew``): branch-free
   approximations of ``exp``, ``sigmoid`` and ``tanh`` with explicit FMAs (relative error
@@ -47,13 +57,14 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
   in a fixed order afterwards: bit-for-bit deterministic for a given ``P`` whatever the
   scheduling. ``P`` is chosen by the caller (``engine.CPURunner``).
 * Compilation: Numba links every callee into each caller and optimises the whole again,
-  level after level, and a parallel loop is compiled twice. The GEMM (``_sgemm_c``), the
-  work of one part (``_part_c``), of one chunk of predictions (``_rows_c``), the weight
-  packing (``_pack_c``) and the optimizer step (``_update_c``) are therefore compiled once
-  each as C callbacks, and the drivers call them by symbol name, the GEMM through an
-  address slot (``ensure_entries`` registers them). The products and the elementwise steps
-  are intrinsics emitted in the calling kernel, and views are made by ``_view``, not by
-  slicing and reshaping: each of those had compiled one more small function. Together
+  level after level, and a parallel loop is compiled twice. The GEMMs (``_sgemm_c``,
+  ``_snt_c``), the work of one part (``_part_c``), of one chunk of predictions
+  (``_rows_c``), the weight packing (``_pack_c``) and the optimizer step (``_update_c``)
+  are therefore compiled once each as C callbacks, and the drivers call them by symbol
+  name, the GEMMs through address slots (``ensure_entries`` registers them). The
+  products and the elementwise steps are intrinsics emitted in the calling kernel, and
+  views are made by ``_view``, not by slicing and reshaping: each of those had compiled
+  one more small function. Together
   that took the cold compilation of a first fit from 41-49 s to ~20 s (sessions 1-2) and
   then to 10-13 s from launch to the first prediction (session 4) on the 2-core machine.
 * Work arrays come from flat buffers allocated once per fit (``part_workspace_size``):
@@ -102,6 +113,8 @@ _PV = ir.PointerType(_V8)
 _V8I32 = ir.VectorType(_I32, 8)
 _V8I64 = ir.VectorType(_I64, 8)
 _V8I1 = ir.VectorType(ir.IntType(1), 8)
+_V4I32 = ir.VectorType(_I32, 4)
+_V2I32 = ir.VectorType(_I32, 2)
 
 
 @intrinsic
@@ -116,6 +129,7 @@ def _ptr(typingctx, addr, like):
 
 
 _PROTO_I64 = np.int64(0)
+_NO_ORDER = np.zeros(0, np.int64)  # a gather of rows in order
 
 
 @intrinsic
@@ -487,24 +501,39 @@ def _make_tile(MR, NV):
 
             if MR > 1:
                 # k loop: the MR x NV accumulators are phis; one row of B (NV vectors) and
-                # MR broadcasts of A per step.
+                # MR broadcasts of A per step. The offsets into A and B advance by their
+                # strides (phis, not k times a stride: LLVM left a multiply per row in the
+                # loop of the 6-row tile, and spilled registers).
+                rowoff = [builder.mul(sai_, ir.Constant(_I64, r)) for r in range(MR)]
                 loop = builder.append_basic_block("tile.loop")
                 done = builder.append_basic_block("tile.done")
                 builder.cbranch(builder.icmp_signed(">", K_, ir.Constant(_I64, 0)), loop, done)
                 builder.position_at_end(loop)
                 k = builder.phi(_I64)
                 k.add_incoming(ir.Constant(_I64, 0), pre)
+                ao = builder.phi(_I64)
+                ao.add_incoming(ir.Constant(_I64, 0), pre)
+                bo = builder.phi(_I64)
+                bo.add_incoming(ir.Constant(_I64, 0), pre)
                 accs = [[builder.phi(_V8) for _v in range(NV)] for _r in range(MR)]
                 for row in accs:
                     for p in row:
                         p.add_incoming(zero, pre)
-                bv = rows_of_b(k)
+                bv = []
+                for v in range(NV):
+                    ptr = builder.gep(bp, [builder.add(bo, ir.Constant(_I64, 8 * v))])
+                    bv.append(builder.load(builder.bitcast(ptr, _PV), align=4))
                 new = []
                 for r in range(MR):
-                    sv = a_splat(k, r)
+                    sa = builder.load(builder.gep(ap, [builder.add(ao, rowoff[r])]), align=4)
+                    sv = builder.shuffle_vector(
+                        builder.insert_element(undef, sa, ir.Constant(_I32, 0)), undef, splat0
+                    )
                     new.append([builder.call(fma, [sv, bv[v], accs[r][v]]) for v in range(NV)])
                 k1 = builder.add(k, ir.Constant(_I64, 1))
                 k.add_incoming(k1, loop)
+                ao.add_incoming(builder.add(ao, sak_), loop)
+                bo.add_incoming(builder.add(bo, ldb_), loop)
                 for r in range(MR):
                     for v in range(NV):
                         accs[r][v].add_incoming(new[r][v], loop)
@@ -622,11 +651,18 @@ _t3_1, _t3_2, _t3_3 = _make_tile(3, 1), _make_tile(3, 2), _make_tile(3, 3)
 _t2_1, _t2_2, _t2_3, _t2_4 = _make_tile(2, 1), _make_tile(2, 2), _make_tile(2, 3), _make_tile(2, 4)
 _t1_1, _t1_2, _t1_3, _t1_4 = _make_tile(1, 1), _make_tile(1, 2), _make_tile(1, 3), _make_tile(1, 4)
 _t1_5, _t1_6, _t1_7 = _make_tile(1, 5), _make_tile(1, 6), _make_tile(1, 7)
+# Tall tiles for the batch-as-vector products (weights' rows times 8 or 16 batch columns):
+# 6 x 2 and 8 x 1 vectors keep 12 and 8 accumulators busy where 4-row tiles kept 8 and 4.
+_t6_2, _t8_1 = _make_tile(6, 2), _make_tile(8, 1)
 
 
 @njit(**NJIT_OPTIONS)
 def _tile(mr, nv, a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc):
-    if mr == 4:
+    if mr == 6:
+        _t6_2(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif mr == 8:
+        _t8_1(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
+    elif mr == 4:
         if nv == 3:
             _t4_3(a, sai, sak, b, ldb, c, ldc, bias, K, acc, nc)
         elif nv == 2:
@@ -695,6 +731,48 @@ def _col_split(nvec, maxv):
     return nblk, nvec // nblk, nvec % nblk
 
 
+@njit(**NJIT_OPTIONS)
+def _bv_rows(a0, sai, b0, c0, M, ldn, K, acc, i):
+    # Rows i... of the batch-as-vector product, in tiles of at most 4 rows (the remainder).
+    while i < M:
+        r = min(4, M - i)
+        a = a0 + 4 * i * sai
+        c = c0 + 4 * i * ldn
+        for j in range(0, ldn, 16 if ldn >= 16 else 8):
+            if ldn == 8:
+                _tile(r, 1, a, sai, 1, b0, 8, c, 8, 0, K, acc, 8)
+            elif ldn == 16:
+                _tile(r, 2, a, sai, 1, b0, 16, c, 16, 0, K, acc, 16)
+            else:
+                _tile(r, 2, a, sai, 1, b0 + 4 * j, 32, c + 4 * j, 32, 0, K, acc, 16)
+        i += r
+
+
+@njit(**NJIT_OPTIONS)
+def _bv_gemm(a0, sai, b0, c0, M, N, K, acc):
+    """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products: ``N`` of 8, 16
+    or 32 columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
+    without gaps between rows. Each width with its strides as constants: in the general
+    loop, with every stride a variable, LLVM kept a multiply per row and spilled registers
+    in the k loop of the 6 x 2 tile (3.6 us for a 150 x 50 x 16 product, 2.5 us here)."""
+    i = 0
+    if N == 16:
+        while M - i >= 6:
+            _t6_2(a0 + 4 * i * sai, sai, 1, b0, 16, c0 + 64 * i, 16, 0, K, acc, 16)
+            i += 6
+    elif N == 32:
+        while M - i >= 6:
+            a = a0 + 4 * i * sai
+            _t6_2(a, sai, 1, b0, 32, c0 + 128 * i, 32, 0, K, acc, 16)
+            _t6_2(a, sai, 1, b0 + 64, 32, c0 + 128 * i + 64, 32, 0, K, acc, 16)
+            i += 6
+    else:
+        while M - i >= 8:
+            _t8_1(a0 + 4 * i * sai, sai, 1, b0, 8, c0 + 32 * i, 8, 0, K, acc, 8)
+            i += 8
+    _bv_rows(a0, sai, b0, c0, M, N, K, acc, i)
+
+
 _SGEMM_SIG = types.void(*([types.int64] * 12))
 
 
@@ -712,13 +790,24 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         # set-up on, and the compiler vectorises the row update well.
         _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
         return
+    if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N == 8 or N == 16 or N == 32):
+        _bv_gemm(a0, sai, b0, c0, M, N, K, acc)
+        return
     # The split of a row's vectors into column blocks, per row-block height: computed once
     # per call, not per row block and k panel (each integer division costs ~15-40 cycles).
-    # Every block is 4 rows high but the last, which is M % 4 rows when that is not 0.
+    # Every block is mrb rows high but the last ones, of at most 4 rows.
     nvec = (N + 7) >> 3
-    nb4, base4, extra4 = _col_split(nvec, 3) if M >= 4 else (0, 0, 0)
-    rem = M & 3
-    nbr, baser, extrar = _col_split(nvec, 3 if rem == 3 else (4 if rem == 2 else 7))
+    if nvec <= 2 or nvec == 4:
+        # The batch as the vector dimension (8, 16 or 32 columns): tall tiles of 8 x 1 or
+        # 6 x 2 vectors; leftover rows in tiles of at most 4 rows, the same column blocks.
+        mrb = 8 if nvec == 1 else 6
+        nb4, base4, extra4 = nvec // min(nvec, 2), min(nvec, 2), 0
+        nbr, baser, extrar = nb4, base4, extra4
+    else:
+        mrb = 4
+        nb4, base4, extra4 = _col_split(nvec, 3) if M >= 4 else (0, 0, 0)
+        rem = M & 3
+        nbr, baser, extrar = _col_split(nvec, 3 if rem == 3 else (4 if rem == 2 else 7))
     k0 = 0
     while True:
         kk = max(min(GEMM_KC, K - k0), 0)  # one pass with kk = 0 when K = 0: C = bias
@@ -729,8 +818,8 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         bk = b0 + 4 * k0 * ldb
         i = 0
         while i < M:
-            mr = min(4, M - i)
-            if mr == 4:
+            mr = mrb if M - i >= mrb else min(4, M - i)
+            if mr == mrb:
                 nblk, base, extra = nb4, base4, extra4
             else:
                 nblk, base, extra = nbr, baser, extrar
@@ -748,6 +837,183 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
             break
 
 
+def _make_nt_tile(MI, NJ, NV=0):
+    """An intrinsic for one register tile of products summed over steps:
+    ``C[i, j] (+)= sum_t sum_k A[t, i, k] B[t, j, k]`` for ``i < MI``, ``j < NJ``, ``k`` over
+    ``8 nv`` contiguous elements of each step (the weight gradients of the batch-as-vector
+    layout, where the batch is the contiguous dimension of both operands).
+
+    Arguments (all ``intp``): ``a, sai, sat`` (address of ``A[0, 0, 0]``, row and step
+    strides in elements), ``b, sbj, sbt``, ``c, ldc``, ``T`` (steps), ``nv`` (vectors per
+    step, at least 1) and ``acc`` (nonzero: add to ``C``). One vector accumulator per
+    ``(i, j)``, summed across its lanes in a fixed order at the end.
+    """
+
+    @intrinsic
+    def tile(typingctx, a, sai, sat, b, sbj, sbt, c, ldc, T, nv, acc):
+        sig = types.void(*([types.intp] * 11))
+
+        def codegen(context, builder, signature, args):
+            a_, sai_, sat_, b_, sbj_, sbt_, c_, ldc_, T_, nv_, acc_ = args
+            ap = builder.inttoptr(a_, _PF)
+            bp = builder.inttoptr(b_, _PF)
+            cp = builder.inttoptr(c_, _PF)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
+            )
+            zero = ir.Constant(_V8, [0.0] * 8)
+            i64 = lambda x: ir.Constant(_I64, x)  # noqa: E731
+            pre = builder.block
+            outer = builder.append_basic_block("nt.outer")
+            inner = builder.append_basic_block("nt.inner")
+            latch = builder.append_basic_block("nt.latch")
+            done = builder.append_basic_block("nt.done")
+            go = builder.and_(builder.icmp_signed(">", T_, i64(0)),
+                              builder.icmp_signed(">", nv_, i64(0)))  # fmt: skip
+            builder.cbranch(go, outer, done)
+
+            builder.position_at_end(outer)
+            t = builder.phi(_I64)
+            t.add_incoming(i64(0), pre)
+            acc_o = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
+            for row in acc_o:
+                for p in row:
+                    p.add_incoming(zero, pre)
+            a_t = builder.mul(t, sat_)
+            b_t = builder.mul(t, sbt_)
+            builder.branch(inner)
+
+            builder.position_at_end(inner)
+            v = builder.phi(_I64)
+            v.add_incoming(i64(0), outer)
+            acc_i = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
+            for i in range(MI):
+                for j in range(NJ):
+                    acc_i[i][j].add_incoming(acc_o[i][j], outer)
+            k8 = builder.mul(v, i64(8))
+
+            def load(base, t_off, stride, r):
+                off = builder.add(builder.add(t_off, builder.mul(stride, i64(r))), k8)
+                return builder.load(builder.bitcast(builder.gep(base, [off]), _PV), align=4)
+
+            new = acc_i
+            for u in range(max(NV, 1)):
+                if u:
+                    k8 = builder.add(k8, i64(8))
+                av = [load(ap, a_t, sai_, i) for i in range(MI)]
+                bv = [load(bp, b_t, sbj_, j) for j in range(NJ)]
+                new = [[builder.call(fma, [av[i], bv[j], new[i][j]]) for j in range(NJ)]
+                       for i in range(MI)]  # fmt: skip
+            v1 = builder.add(v, i64(max(NV, 1)))
+            v.add_incoming(v1, inner)
+            for i in range(MI):
+                for j in range(NJ):
+                    acc_i[i][j].add_incoming(new[i][j], inner)
+            builder.cbranch(builder.icmp_signed("<", v1, nv_), inner, latch)
+
+            builder.position_at_end(latch)
+            t1 = builder.add(t, i64(1))
+            t.add_incoming(t1, latch)
+            for i in range(MI):
+                for j in range(NJ):
+                    acc_o[i][j].add_incoming(new[i][j], latch)
+            builder.cbranch(builder.icmp_signed("<", t1, T_), outer, done)
+
+            builder.position_at_end(done)
+            fin = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
+            for i in range(MI):
+                for j in range(NJ):
+                    fin[i][j].add_incoming(zero, pre)
+                    fin[i][j].add_incoming(new[i][j], latch)
+            doacc = builder.icmp_signed("!=", acc_, i64(0))
+            for i in range(MI):
+                for j in range(NJ):
+                    p = fin[i][j]
+                    lo = builder.shuffle_vector(p, p, ir.Constant(_V4I32, [0, 1, 2, 3]))
+                    hi = builder.shuffle_vector(p, p, ir.Constant(_V4I32, [4, 5, 6, 7]))
+                    s4 = builder.fadd(lo, hi)
+                    s2 = builder.fadd(
+                        builder.shuffle_vector(s4, s4, ir.Constant(_V2I32, [0, 1])),
+                        builder.shuffle_vector(s4, s4, ir.Constant(_V2I32, [2, 3])),
+                    )
+                    e0 = builder.extract_element(s2, ir.Constant(_I32, 0))
+                    s1 = builder.fadd(e0, builder.extract_element(s2, ir.Constant(_I32, 1)))
+                    ptr = builder.gep(cp, [builder.add(builder.mul(ldc_, i64(i)), i64(j))])
+                    old = builder.load(ptr, align=4)
+                    builder.store(builder.select(doacc, builder.fadd(old, s1), s1), ptr,
+                                  align=4)  # fmt: skip
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_nt4_3, _nt4_1, _nt1_3, _nt1_1 = (_make_nt_tile(4, 3), _make_nt_tile(4, 1),
+                                  _make_nt_tile(1, 3), _make_nt_tile(1, 1))  # fmt: skip
+#: Steps of the summed products per pass over ``C`` (``_snt_c``): the operands' rows of
+#: one pass stay in L2 (12 steps: 76 GFLOP/s for the seed network's 50 x 150 gradient at
+#: 16 columns, 71 at 24 steps, 55 at 100).
+NT_STEPS = 12
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc):
+    # Inlined where the row strides and the vectors per step are constants: with them as
+    # variables LLVM compiled the k loops of the tiles at ~40% of the speed.
+    t0 = 0
+    while True:
+        tt = max(min(NT_STEPS, T - t0), 0)
+        ac = acc if t0 == 0 else 1
+        ak = a0 + 4 * t0 * sat
+        bk = b0 + 4 * t0 * sbt
+        i = 0
+        while i < M:
+            mi = 4 if M - i >= 4 else 1
+            j = 0
+            while j < N:
+                nj = 3 if N - j >= 3 else 1
+                a = ak + 4 * i * sai
+                b = bk + 4 * j * sbj
+                c = c0 + 4 * (i * ldc + j)
+                if mi == 4:
+                    if nj == 3:
+                        _nt4_3(a, sai, sat, b, sbj, sbt, c, ldc, tt, nv, ac)
+                    else:
+                        _nt4_1(a, sai, sat, b, sbj, sbt, c, ldc, tt, nv, ac)
+                elif nj == 3:
+                    _nt1_3(a, sai, sat, b, sbj, sbt, c, ldc, tt, nv, ac)
+                else:
+                    _nt1_1(a, sai, sat, b, sbj, sbt, c, ldc, tt, nv, ac)
+                j += nj
+            i += mi
+        t0 += NT_STEPS
+        if t0 >= T:
+            break
+
+
+def _snt_c(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc):
+    """``C (M, N) (+)= sum_t A[t] B[t]^T`` on float32 addresses: ``A[t]`` is ``M x 8nv``
+    (rows ``sai`` apart, steps ``sat`` apart), ``B[t]`` is ``N x 8nv``; the weight gradients
+    of the batch-as-vector layout. Steps in passes of ``NT_STEPS``, 4 x 3 tiles inside."""
+    if M <= 0 or N <= 0:
+        return
+    if sai == 8 * nv and sbj == sai:  # rows of a step adjacent (the work buffers)
+        if nv == 2:
+            _nt_pass(a0, 16, sat, b0, 16, sbt, c0, ldc, M, N, T, 2, acc)
+            return
+        if nv == 1:
+            _nt_pass(a0, 8, sat, b0, 8, sbt, c0, ldc, M, N, T, 1, acc)
+            return
+        if nv == 4:
+            _nt_pass(a0, 32, sat, b0, 32, sbt, c0, ldc, M, N, T, 4, acc)
+            return
+    _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc)
+
+
+_SNT_SIG = types.void(*([types.int64] * 13))
+
+
 # The kernels call the GEMM through an address in this table, not by symbol name: a kernel
 # can then be compiled (and cached) before the GEMM is, so that a cold first fit compiles
 # its training entry point while the precompile helper compiles the GEMM. The table is
@@ -755,35 +1021,43 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
 # ("gemm") stores the compiled GEMM's address in it. Until then the slot holds a
 # trampoline that does that on the first call (kernels called directly, as in tests).
 _SLOTS_SYMBOL = "fastgru_slots_v1"
-_SLOTS = np.zeros(1, np.int64)
-_SLOT_SGEMM = 0
+_SLOTS = np.zeros(2, np.int64)
+_SLOT_SGEMM = 0  # _sgemm_c
+_SLOT_SNT = 1  # _snt_c
 llvm.add_symbol(_SLOTS_SYMBOL, _SLOTS.ctypes.data)
 
 
-def _sgemm_first_call(*args):
-    try:
-        ensure_entries(np.float32, ("gemm",))
-        _ENTRIES[_entry_name("gemm", types.float32)].ctypes(*args)
-    except BaseException:  # a ctypes callback cannot raise: never return a wrong result
-        import traceback
+def _first_call(entry):
+    def call(*args):
+        try:
+            ensure_entries(np.float32, ("gemm",))
+            _ENTRIES[_entry_name(entry, types.float32)].ctypes(*args)
+        except BaseException:  # a ctypes callback cannot raise: never return a wrong result
+            import traceback
 
-        traceback.print_exc()
-        os.abort()
+            traceback.print_exc()
+            os.abort()
+
+    return call
 
 
-_SGEMM_TRAMPOLINE = ctypes.CFUNCTYPE(None, *([ctypes.c_int64] * 12))(_sgemm_first_call)
-_SLOTS[_SLOT_SGEMM] = ctypes.cast(_SGEMM_TRAMPOLINE, ctypes.c_void_p).value
+_TRAMPOLINES = (
+    ctypes.CFUNCTYPE(None, *([ctypes.c_int64] * 12))(_first_call("gemm")),
+    ctypes.CFUNCTYPE(None, *([ctypes.c_int64] * 13))(_first_call("nt")),
+)
+for _slot, _tramp in enumerate(_TRAMPOLINES):
+    _SLOTS[_slot] = ctypes.cast(_tramp, ctypes.c_void_p).value
 
 
-def _emit_sgemm(builder, i64_args):
-    """Emit the call of the float32 GEMM through its slot (12 int64 values)."""
-    fnty = ir.FunctionType(ir.VoidType(), [_I64] * 12)
+def _emit_slot_call(builder, slot_index, i64_args):
+    """Emit the call of the float32 kernel in slot ``slot_index`` (int64 arguments)."""
+    fnty = ir.FunctionType(ir.VoidType(), [_I64] * len(i64_args))
     module = builder.module
     table = module.globals.get(_SLOTS_SYMBOL)
     if table is None:
         table = ir.GlobalVariable(module, ir.ArrayType(_I64, len(_SLOTS)), _SLOTS_SYMBOL)
         table.linkage = "external"
-    slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, _SLOT_SGEMM)])
+    slot = builder.gep(table, [ir.Constant(_I32, 0), ir.Constant(_I32, slot_index)])
     fn = builder.inttoptr(builder.load(slot), fnty.as_pointer())
     builder.call(fn, i64_args)
 
@@ -888,9 +1162,9 @@ def _gemm_codegen(has_bias, f64_impl):
         else:
             bias = ir.Constant(_I64, 0)
             acc = context.cast(builder, args[3], signature.args[3], types.int64)
-        _emit_sgemm(builder, [addr(A), stride(A, 0), stride(A, 1), addr(B), stride(B, 0),
-                              addr(C), stride(C, 0), bias, dim(A, 0), dim(C, 1), dim(A, 1),
-                              acc])  # fmt: skip
+        _emit_slot_call(builder, _SLOT_SGEMM, [addr(A), stride(A, 0), stride(A, 1), addr(B),
+                                               stride(B, 0), addr(C), stride(C, 0), bias,
+                                               dim(A, 0), dim(C, 1), dim(A, 1), acc])  # fmt: skip
         return context.get_dummy_value()
 
     return codegen
@@ -928,6 +1202,64 @@ def gemm_bias(typingctx, A, B, C, bias):
     """``C = A @ B + bias`` (the row ``bias`` added to every row); as :func:`gemm`."""
     sig = _gemm_typer(A, B, C, bias, True)
     return None if sig is None else (sig, _gemm_codegen(True, _gemm_bias_f64_impl))
+
+
+@njit(**NJIT_OPTIONS)
+def _nt_f64(A, B, C, acc):
+    T, M, K = A.shape
+    N = B.shape[1]
+    for i in range(M):
+        for j in range(N):
+            s = C[i, j] if acc else 0.0
+            for t in range(T):
+                for k in range(K):
+                    s += A[t, i, k] * B[t, j, k]
+            C[i, j] = s
+
+
+def _nt_f64_impl(A, B, C, acc):
+    _nt_f64(A, B, C, acc)
+
+
+@intrinsic
+def gemm_nt_steps(typingctx, A, B, C, acc):
+    """``C (M, N) (+)= sum_t A[t] @ B[t].T`` for ``A (T, M, K)`` and ``B (T, N, K)`` with
+    unit stride along ``K`` (the batch, in the batch-as-vector layout: the weight and bias
+    gradients). float32: ``K`` must be a multiple of 8 (the register tiles of ``_snt_c``);
+    float64: loops. Compiled code only."""
+    if not (isinstance(A, types.Array) and isinstance(B, types.Array)
+            and isinstance(C, types.Array) and A.ndim == 3 and B.ndim == 3 and C.ndim == 2
+            and A.dtype in (types.float32, types.float64)
+            and B.dtype == A.dtype and C.dtype == A.dtype
+            and isinstance(acc, (types.Boolean, types.Integer))):  # fmt: skip
+        return None
+    sig = types.void(A, B, C, acc)
+
+    def codegen(context, builder, signature, args):
+        if signature.args[0].dtype == types.float64:
+            return context.compile_internal(builder, _nt_f64_impl, signature, args)
+        a, b, c = (context.make_array(t)(context, builder, v)
+                   for t, v in zip(signature.args[:3], args[:3], strict=True))  # fmt: skip
+        four = ir.Constant(_I64, 4)
+
+        def addr(arr):
+            return builder.ptrtoint(arr.data, _I64)
+
+        def stride(arr, i):
+            return builder.sdiv(builder.extract_value(arr.strides, i), four)
+
+        def dim(arr, i):
+            return builder.extract_value(arr.shape, i)
+
+        nv = builder.ashr(dim(a, 2), ir.Constant(_I64, 3))
+        flag = context.cast(builder, args[3], signature.args[3], types.int64)
+        _emit_slot_call(builder, _SLOT_SNT, [addr(a), stride(a, 1), stride(a, 0), addr(b),
+                                             stride(b, 1), stride(b, 0), addr(c),
+                                             stride(c, 0), dim(a, 1), dim(b, 1), dim(a, 0),
+                                             nv, flag])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(**NJIT_OPTIONS)
@@ -1142,8 +1474,9 @@ def pack_size(layout):
 
 @njit(**NJIT_OPTIONS)
 def _packed(wpack, layout, l):
-    """Views of layer ``l`` in the packed buffer, gate by gate (r, z, n): ``W (3, F, H)``,
-    ``U (3, H, H)``, their transposes ``UT (3, H, H)``, ``WT (3, H, F)``, and the biases
+    """Views of layer ``l`` in the packed buffer, the three gates (r, z, n) side by side:
+    ``Wc (F, 3H)`` and ``Uc (H, 3H)`` (rows of the input and of the state), their
+    transposes ``WTc (3H, F)`` and ``UTc (3H, H)`` (rows of the gates), and the biases
     ``bias (4, H)``: the input-side ``b_r (+ bh_r)``, ``b_z (+ bh_z)``, ``b_n``, then
     ``bh_n`` (reset-after)."""
     off = 0
@@ -1151,44 +1484,38 @@ def _packed(wpack, layout, l):
         off += _layer_pack_size(layout[q, F_], layout[q, H_])
     F = layout[l, F_]
     H = layout[l, H_]
-    W = _view(wpack, off, (3, F, H))
+    Wc = _view(wpack, off, (F, 3 * H))
     off += 3 * F * H
-    U = _view(wpack, off, (3, H, H))
+    Uc = _view(wpack, off, (H, 3 * H))
     off += 3 * H * H
-    UT = _view(wpack, off, (3, H, H))
+    UTc = _view(wpack, off, (3 * H, H))
     off += 3 * H * H
-    WT = _view(wpack, off, (3, H, F))
+    WTc = _view(wpack, off, (3 * H, F))
     off += 3 * H * F
     bias = _view(wpack, off, (4, H))
-    return W, U, UT, WT, bias
+    return Wc, Uc, UTc, WTc, bias
 
 
 @njit(**NJIT_OPTIONS)
 def pack_weights(theta, layout, reset_after, wpack):
-    """Copy every layer's weights and biases into ``wpack``, gate by gate (what the forward
-    pass multiplies by; the layout of ``_packed``): a few microseconds per batch on the seed
-    network. Training also needs :func:`pack_transposes`. (Two functions, not one with a
-    flag: a constant flag from compiled code is typed as a literal, and each value compiled
-    a copy.) One loop over the six blocks on flat offsets (as six nests on views it took
-    twice as long to compile), each block copied row by row with ``_copy`` (a memcpy):
-    3.8 us for the seed network's weights, against 19.7 us as an element loop."""
+    """Copy every layer's weights and biases into ``wpack`` (the layout of ``_packed``):
+    ``Wc`` and ``Uc`` row by row, each row the ``r|z`` block's row then the ``n`` block's,
+    with ``_copy`` (a memcpy; as an element loop packing took 19.7 us for the seed network,
+    against 3.8 us). :func:`pack_transposes` adds the transposed blocks. (Two functions,
+    not one with a flag: a constant flag from compiled code is typed as a literal, and each
+    value compiled a copy.)"""
     off = 0
     for l in range(layout.shape[0]):
         F = layout[l, F_]
         H = layout[l, H_]
-        for blk in range(6):  # W_r, W_z, W_n (F x H each), then U_r, U_z, U_n (H x H)
-            q = blk % 3
-            if blk < 3:
-                rows, dst = F, off + q * F * H
-                src = layout[l, W_RZ] + q * H if q < 2 else layout[l, W_N]
+        for blk in range(2):  # Wc (F rows), then Uc (H rows)
+            if blk == 0:
+                rows, dst, src_rz, src_n = F, off, layout[l, W_RZ], layout[l, W_N]
             else:
-                rows, dst = H, off + 3 * F * H + q * H * H
-                src = layout[l, U_RZ] + q * H if q < 2 else layout[l, U_N]
-            if q < 2:  # rows of the (., 2H) r|z block
-                for i in range(rows):
-                    _copy(theta, src + i * 2 * H, wpack, dst + i * H, H)
-            else:  # the whole (., H) n block at once
-                _copy(theta, src, wpack, dst, rows * H)
+                rows, dst, src_rz, src_n = H, off + 3 * F * H, layout[l, U_RZ], layout[l, U_N]
+            for i in range(rows):
+                _copy(theta, src_rz + i * 2 * H, wpack, dst + i * 3 * H, 2 * H)
+                _copy(theta, src_n + i * H, wpack, dst + i * 3 * H + 2 * H, H)
         bias = off + 6 * F * H + 6 * H * H
         b_rz = layout[l, B_RZ]
         b_n = layout[l, B_N]
@@ -1209,26 +1536,21 @@ def pack_weights(theta, layout, reset_after, wpack):
 
 @njit(**NJIT_OPTIONS)
 def pack_transposes(wpack, layout):
-    """The transposed blocks ``UT`` and ``WT`` that BPTT multiplies by, from the blocks
-    :func:`pack_weights` wrote into ``wpack`` (one loop nest, as there). Through 2-D views
-    indexed by the loop counters: on flat offsets every index kept its wraparound check
-    (29 us a batch for the seed network, in the serial part of each training step; 11.5 us
-    now)."""
+    """The transposed blocks ``UTc`` and ``WTc`` from the blocks :func:`pack_weights` wrote
+    into ``wpack``, through 2-D views indexed by the loop counters (on flat offsets every
+    index kept its wraparound check: 29 us a batch for the seed network against 11.5)."""
     off = 0
     for l in range(layout.shape[0]):
         F = layout[l, F_]
         H = layout[l, H_]
-        for blk in range(6):  # UT[q] = U[q].T (H x H), then WT[q] = W[q].T (H x F)
-            q = blk % 3
-            if blk < 3:
-                rows, src = H, off + 3 * F * H + q * H * H
-                dst = off + 3 * F * H + 3 * H * H + q * H * H
+        for blk in range(2):  # UTc = Uc.T (3H x H), then WTc = Wc.T (3H x F)
+            if blk == 0:
+                rows, src, dst = H, off + 3 * F * H, off + 3 * F * H + 3 * H * H
             else:
-                rows, src = F, off + q * F * H
-                dst = off + 3 * F * H + 6 * H * H + q * H * F
-            S = _view(wpack, src, (rows, H))
-            D = _view(wpack, dst, (H, rows))
-            for j in range(H):
+                rows, src, dst = F, off, off + 3 * F * H + 6 * H * H
+            S = _view(wpack, src, (rows, 3 * H))
+            D = _view(wpack, dst, (3 * H, rows))
+            for j in range(3 * H):
                 for k in range(rows):
                     D[j, k] = S[k, j]
         off += _layer_pack_size(F, H)
@@ -1237,112 +1559,174 @@ def pack_transposes(wpack, layout):
 # --------------------------------------------------------------------------------------
 # One GRU layer: the whole sequence forward, and backpropagation through time
 # --------------------------------------------------------------------------------------
+@njit(inline="always", **NJIT_OPTIONS)
+def padded_width(B):
+    """Columns of the batch-as-vector layout for ``B`` sequences: ``B`` rounded up to whole
+    8-lane vectors (the extra columns hold zeros and get no gradient), but 1 for one
+    sequence, whose products run as matrix-vector products instead."""
+    return B if B <= 1 else (B + 7) // 8 * 8
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _mm(A, AT, X, C, acc):
+    """``C (M, Bv) (+)= A (M, K) @ X (K, Bv)``; with one column, as the row product
+    ``X.T @ AT`` (``AT = A.T``, packed beside ``A``: its rows are the vectors)."""
+    if X.shape[1] == 1:
+        gemm(_view(X, 0, (1, X.shape[0])), AT, _view(C, 0, (1, C.shape[0])), acc)
+    else:
+        gemm(A, X, C, acc)
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _fill_rows(C, values):
+    """``C[i, :] = values[i]``: the biases, before products are added to them."""
+    for i in range(C.shape[0]):
+        v = values[i]
+        for k in range(C.shape[1]):
+            C[i, k] = v
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _outer_bias(w, x, values, C):
+    """``C[i, :] = w[i, 0] x[0, :] + values[i]``: the input projection of one feature."""
+    for i in range(C.shape[0]):
+        a = w[i, 0]
+        v = values[i]
+        for k in range(C.shape[1]):
+            C[i, k] = a * x[0, k] + v
+
+
 @njit(**NJIT_OPTIONS)
-def gru_forward(X, W, U, bias, reset_after, Hs, G, AUX):
-    """Forward pass of one GRU layer over a time-major batch, saving what BPTT needs.
+def gru_forward(X, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX):
+    """Forward pass of one GRU layer over a batch in the batch-as-vector layout, saving what
+    BPTT needs. Every step's arrays are ``(rows, Bv)`` blocks with the ``Bv`` sequences of
+    the batch along the contiguous dimension (``padded_width``): the products multiply the
+    weights' rows by whole vectors of the batch.
 
     Parameters
     ----------
-    X : (T, B, F) input sequence.
-    W, U, bias : packed weights (``_packed``).
+    X : (T, F, Bv) input sequence.
+    Wc, Uc, UTc, WTc, bias : packed weights (``_packed``).
     reset_after : bool, gate convention.
-    Hs : (T + 1, B, H) in/out: ``Hs[0]`` the initial state on entry, ``Hs[t + 1]`` the state
-        after step t.
-    G : (3, T, B, H) out: the gates r, z, n.
-    AUX : (T, B, H) out: ``r * h`` (seed) or ``h U_n + bh_n`` (reset-after).
+    Hs : (T + 1, H, Bv) in/out: ``Hs[0]`` the initial state on entry, ``Hs[t + 1]`` the
+        state after step t.
+    G : (T, 3H, Bv) out: the gates r, z, n of each step.
+    AUX : (T, H, Bv) out: ``r * h`` (seed) or ``h U_n + bh_n`` (reset-after).
     """
-    T, B, F = X.shape
-    H = Hs.shape[2]
-    # Input projections of all steps, biases included: G[q] = X W[q] + bias[q].
-    X2 = _view(X, 0, (T * B, F))
-    for q in range(3):
-        gemm_bias(X2, W[q], _view(G, q * T * B * H, (T * B, H)), bias[q])
+    T, F, Bv = X.shape
+    H = Hs.shape[1]
+    H2 = 2 * H
+    bias3 = _view(bias, 0, 3 * H)
+    UT_rz = _view(UTc, 0, (H2, H))
+    UT_n = _view(UTc, H2 * H, (H, H))
+    U_rz = Uc[:, :H2]
+    U_n = Uc[:, H2:]
+    if Bv == 1:
+        # One sequence: the input projections of all steps as one product of T rows.
+        gemm_bias(_view(X, 0, (T, F)), Wc, _view(G, 0, (T, 3 * H)), bias3)
     for t in range(T):
-        # One step on (B, H) blocks: recurrent products into the projections, then the
-        # elementwise part (B * H contiguous elements per block).
         h = Hs[t]
-        R = G[0, t]
-        Z = G[1, t]
-        N = G[2, t]
+        Gt = G[t]
+        if Bv > 1:
+            if F == 1:  # one pass over the step's gates, not a fill and then a product
+                _outer_bias(WTc, X[t], bias3, Gt)
+            else:
+                _fill_rows(Gt, bias3)
+                gemm(WTc, X[t], Gt, True)
+        RZ = _view(Gt, 0, (H2, Bv))
+        R = _view(Gt, 0, (H, Bv))
+        Z = _view(Gt, H * Bv, (H, Bv))
+        N = _view(Gt, H2 * Bv, (H, Bv))
         aux = AUX[t]
-        gemm(h, U[0], R, True)
-        gemm(h, U[1], Z, True)
+        _mm(UT_rz, U_rz, h, RZ, True)
         if reset_after:
-            gemm_bias(h, U[2], aux, bias[3])
+            if Bv == 1:
+                gemm_bias(_view(h, 0, (1, H)), U_n, _view(aux, 0, (1, H)), bias[3])
+            else:
+                _fill_rows(aux, bias[3])
+                gemm(UT_n, h, aux, True)
             ew_fwd_ra(R, Z, N, h, aux, Hs[t + 1])
         else:
             ew_fwd_seed1(R, Z, h, aux)
-            gemm(aux, U[2], N, True)
+            _mm(UT_n, U_n, aux, N, True)
             ew_fwd_seed2(N, Z, h, Hs[t + 1])
 
 
+@njit(inline="always", **NJIT_OPTIONS)
+def _grad_steps(A, B, C, acc):
+    """``C (+)= sum_t A[t] @ B[t].T`` over ``A (T, M, Bv)``, ``B (T, N, Bv)``: a weight or
+    bias gradient. One column: the steps are the rows of ``A`` and ``B``."""
+    if A.shape[2] == 1:
+        gemm(A[:, :, 0].T, B[:, :, 0], C, acc)
+    else:
+        gemm_nt_steps(A, B, C, acc)
+
+
 @njit(**NJIT_OPTIONS)
-def gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
+def gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp, ONES,
                  gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, need_dx):  # fmt: skip
-    """Backpropagation through time for one layer.
+    """Backpropagation through time for one layer (the layout of :func:`gru_forward`).
 
     Parameters
     ----------
     X, Hs, G, AUX : the forward pass's input and saved arrays; ``G`` is overwritten with the
         gradients of the gates' pre-activations: ``dr, dz, dn`` (seed) or ``dr, dz, dhn``
         (reset-after, ``dhn`` the gradient of ``h U_n + bh_n``).
-    DAN : (T, B, H) work (reset-after): gradient of the candidate's pre-activation.
-    UT, WT : packed transposes (``_packed``).
+    DAN : (T, H, Bv) work (reset-after): gradient of the candidate's pre-activation.
+    Wc, Uc, UTc, WTc : packed weights (``_packed``).
     reset_after : bool.
-    dY : (T, B, H) gradient of the loss with respect to ``Hs[1:]``.
-    dh : (B, H) in: gradient reaching the last state besides ``dY`` (usually zero); out:
+    dY : (T, H, Bv) gradient of the loss with respect to ``Hs[1:]``.
+    dh : (H, Bv) in: gradient reaching the last state besides ``dY`` (usually zero); out:
         the gradient with respect to ``Hs[0]``.
-    tmp : (B, H) work.
+    tmp : (H, Bv) work.
+    ONES : (T, 1, Bv) ones (the bias gradients are products with it).
     gW_rz ... gbh_n : out: parameter gradients (overwritten; ``gbh_*`` only when
         ``reset_after``).
-    dX : (T, B, F) out: gradient with respect to ``X``, when ``need_dx``.
+    dX : (T, F, Bv) out: gradient with respect to ``X``, when ``need_dx``.
     """
-    T, B, F = X.shape
-    H = dh.shape[1]
+    T, F, Bv = X.shape
+    H = dh.shape[0]
+    H2 = 2 * H
+    UT_rz = _view(UTc, 0, (H2, H))
+    UT_n = _view(UTc, H2 * H, (H, H))
+    U_rz = Uc[:, :H2]
+    U_n = Uc[:, H2:]
     for t in range(T - 1, -1, -1):
-        R = G[0, t]
-        Z = G[1, t]
-        N = G[2, t]
+        Gt = G[t]
+        R = _view(Gt, 0, (H, Bv))
+        Z = _view(Gt, H * Bv, (H, Bv))
+        N = _view(Gt, H2 * Bv, (H, Bv))
         if reset_after:
             ew_bwd_ra(R, Z, N, Hs[t], AUX[t], DAN[t], dh, dY[t])
-            gemm(N, UT[2], dh, True)
+            _mm(Uc, UTc, Gt, dh, True)
         else:
             ew_bwd_seed1(Z, N, Hs[t], dh, dY[t])
-            gemm(N, UT[2], tmp, False)  # gradient with respect to r * h
+            _mm(U_n, UT_n, N, tmp, False)  # gradient with respect to r * h
             ew_bwd_seed2(R, Hs[t], tmp, dh)
-        gemm(R, UT[0], dh, True)
-        gemm(Z, UT[1], dh, True)
+            _mm(U_rz, UT_rz, _view(Gt, 0, (H2, Bv)), dh, True)
+        if need_dx:
+            if reset_after:
+                _mm(Wc[:, :H2], WTc[:H2], _view(Gt, 0, (H2, Bv)), dX[t], False)
+                _mm(Wc[:, H2:], WTc[H2:], DAN[t], dX[t], True)
+            else:
+                _mm(Wc, WTc, Gt, dX[t], False)
 
-    TB = T * B
-    dR = _view(G, 0, (TB, H))
-    dZ = _view(G, TB * H, (TB, H))
-    dN = _view(G, 2 * TB * H, (TB, H))
-    HpT = _view(Hs, 0, (TB, H)).T
-    XT = _view(X, 0, (TB, F)).T
-    gemm(HpT, dR, gU_rz[:, :H], False)
-    gemm(HpT, dZ, gU_rz[:, H:], False)
-    gemm(XT, dR, gW_rz[:, :H], False)
-    gemm(XT, dZ, gW_rz[:, H:], False)
-    _colsum(dR, gb_rz[:H])
-    _colsum(dZ, gb_rz[H:])
-    dA = _view(DAN, 0, (TB, H))
+    dRZ = G[:, :H2, :]
+    dN = G[:, H2:, :]
+    _grad_steps(Hs[:T], dRZ, gU_rz, False)
+    _grad_steps(X, dRZ, gW_rz, False)
+    _grad_steps(ONES, dRZ, _view(gb_rz, 0, (1, H2)), False)
     if reset_after:
-        gemm(HpT, dN, gU_n, False)
-        gemm(XT, dA, gW_n, False)
-        _colsum(dA, gb_n)
-        _colsum(dN, gbh_n)
-        for j in range(2 * H):  # (a loop: array-to-array slice assignment compiles slowly)
+        _grad_steps(Hs[:T], dN, gU_n, False)
+        _grad_steps(X, DAN, gW_n, False)
+        _grad_steps(ONES, DAN, _view(gb_n, 0, (1, H)), False)
+        _grad_steps(ONES, dN, _view(gbh_n, 0, (1, H)), False)
+        for j in range(H2):  # (a loop: array-to-array slice assignment compiles slowly)
             gbh_rz[j] = gb_rz[j]
     else:
-        gemm(_view(AUX, 0, (TB, H)).T, dN, gU_n, False)
-        gemm(XT, dN, gW_n, False)
-        _colsum(dN, gb_n)
-        dA = dN
-    if need_dx:
-        dX2 = _view(dX, 0, (TB, F))
-        gemm(dR, WT[0], dX2, False)
-        gemm(dZ, WT[1], dX2, True)
-        gemm(dA, WT[2], dX2, True)
+        _grad_steps(AUX, dN, gU_n, False)
+        _grad_steps(X, dN, gW_n, False)
+        _grad_steps(ONES, dN, _view(gb_n, 0, (1, H)), False)
 
 
 # --------------------------------------------------------------------------------------
@@ -1390,8 +1774,15 @@ def loss_and_grad(yhat, y, loss_kind, delta, dyhat):
 # The network on one slice of a batch ("part"): carving views out of the work buffer
 # --------------------------------------------------------------------------------------
 @njit(inline="always", **NJIT_OPTIONS)
-def _layer_ws_size(T, B, H):
-    return (T + 1) * B * H + 3 * T * B * H + 3 * T * B * H + 2 * B * H
+def _layer_ws_size(T, Bv, H):
+    return (T + 1) * Bv * H + 3 * T * Bv * H + 3 * T * Bv * H + 2 * Bv * H
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _inputs_size(T, Bv, F0, O):
+    """The start of a part's work buffer: the gathered input ``(T, F0, Bv)``, the targets
+    ``(Bv, O)`` and the row of ones ``(T, 1, Bv)`` the bias gradients multiply by."""
+    return T * Bv * F0 + Bv * O + T * Bv
 
 
 @njit(**NJIT_OPTIONS)
@@ -1399,9 +1790,10 @@ def part_workspace_size(layout, head, T, B):
     """Length of the flat work buffer of one part of up to ``B`` sequences of ``T`` steps:
     the gathered input and targets, every layer's saved arrays, the head; guard included."""
     O = head[1]
-    total = T * B * layout[0, F_] + 3 * B * O + GUARD
+    Bv = padded_width(B)
+    total = _inputs_size(T, Bv, layout[0, F_], O) + 2 * Bv * O + GUARD
     for l in range(layout.shape[0]):
-        total += _layer_ws_size(T, B, layout[l, H_])
+        total += _layer_ws_size(T, Bv, layout[l, H_])
     return total
 
 
@@ -1413,63 +1805,63 @@ def workspace_size(layout, head, T, B):
 
 
 @njit(**NJIT_OPTIONS)
-def _layer_views(ws, layout, T, B, F0, O, l):
-    """Layer ``l``'s arrays in a part's work buffer (after the input and the targets):
-    ``Hs (T+1, B, H)``, ``G (3, T, B, H)``, ``AUX``, ``DAN``, ``dY (T, B, H)``, ``dh``,
-    ``tmp (B, H)``."""
-    off = T * B * F0 + B * O
+def _layer_views(ws, layout, T, Bv, F0, O, l):
+    """Layer ``l``'s arrays in a part's work buffer (after the inputs): ``Hs (T+1, H, Bv)``,
+    ``G (T, 3H, Bv)``, ``AUX``, ``DAN``, ``dY (T, H, Bv)``, ``dh``, ``tmp (H, Bv)``."""
+    off = _inputs_size(T, Bv, F0, O)
     for q in range(l):
-        off += _layer_ws_size(T, B, layout[q, H_])
+        off += _layer_ws_size(T, Bv, layout[q, H_])
     H = layout[l, H_]
-    TBH = T * B * H
-    Hs = _view(ws, off, (T + 1, B, H))
-    off += TBH + B * H
-    G = _view(ws, off, (3, T, B, H))
+    TBH = T * Bv * H
+    Hs = _view(ws, off, (T + 1, H, Bv))
+    off += TBH + Bv * H
+    G = _view(ws, off, (T, 3 * H, Bv))
     off += 3 * TBH
-    AUX = _view(ws, off, (T, B, H))
+    AUX = _view(ws, off, (T, H, Bv))
     off += TBH
-    DAN = _view(ws, off, (T, B, H))
+    DAN = _view(ws, off, (T, H, Bv))
     off += TBH
-    dY = _view(ws, off, (T, B, H))
+    dY = _view(ws, off, (T, H, Bv))
     off += TBH
-    dh = _view(ws, off, (B, H))
-    off += B * H
-    tmp = _view(ws, off, (B, H))
+    dh = _view(ws, off, (H, Bv))
+    off += Bv * H
+    tmp = _view(ws, off, (H, Bv))
     return Hs, G, AUX, DAN, dY, dh, tmp
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def _head_offset(layout, T, B, F0, O):
-    off = T * B * F0 + B * O
+def _head_offset(layout, T, Bv, F0, O):
+    off = _inputs_size(T, Bv, F0, O)
     for q in range(layout.shape[0]):
-        off += _layer_ws_size(T, B, layout[q, H_])
+        off += _layer_ws_size(T, Bv, layout[q, H_])
     return off
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def _head_output(theta, head, hT, out, r0):
-    """The dense head on ``hT (B, H)`` into ``out[r0:r0 + B]``: one piece of code for
-    training and prediction, so that both give the same bits."""
-    B, Htop = hT.shape
+def _head_output(theta, head, hT, B, out, r0):
+    """The dense head on the first ``B`` columns of ``hT (H, Bv)`` into
+    ``out[r0:r0 + B]``: one piece of code for training and prediction, so that both give
+    the same bits."""
+    Htop = hT.shape[0]
     O = head[1]
     Wo, bo = head_params(theta, head)
     for i in range(B):
         for o in range(O):
             s = bo[o]
             for k in range(Htop):
-                s += hT[i, k] * Wo[k, o]
+                s += hT[k, i] * Wo[k, o]
             out[r0 + i, o] = s
 
 
 @njit(**NJIT_OPTIONS)
-def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yhat, dyhat,
+def _head_forward_backward(theta, grad, head, hT, B, yb, loss_kind, delta, inv, yhat, dyhat,
                            dY_last):  # fmt: skip
-    """Dense head on the top layer's last state ``hT (B, H)``: output, loss (scaled by
-    ``inv``), the head's gradients into ``grad`` and the gradient of ``hT`` into
-    ``dY_last``."""
-    B, Htop = hT.shape
+    """Dense head on the top layer's last state ``hT (H, Bv)`` (its first ``B`` columns):
+    output, loss (scaled by ``inv``), the head's gradients into ``grad`` and the gradient
+    of ``hT`` into ``dY_last`` (zero in the padding columns)."""
+    Htop, Bv = hT.shape
     O = head[1]
-    _head_output(theta, head, hT, yhat, 0)
+    _head_output(theta, head, hT, B, yhat, 0)
     Wo = head_params(theta, head)[0]
     loss = _loss_part(yhat, yb, loss_kind, delta, inv, dyhat)
     gWo, gbo = head_params(grad, head)
@@ -1477,59 +1869,62 @@ def _head_forward_backward(theta, grad, head, hT, yb, loss_kind, delta, inv, yha
         for o in range(O):
             s = 0.0
             for i in range(B):
-                s += hT[i, k] * dyhat[i, o]
+                s += hT[k, i] * dyhat[i, o]
             gWo[k, o] = s
     for o in range(O):
         s = 0.0
         for i in range(B):
             s += dyhat[i, o]
         gbo[o] = s
-    for i in range(B):
-        for k in range(Htop):
+    for k in range(Htop):
+        for i in range(Bv):
             s = 0.0
-            for o in range(O):
-                s += dyhat[i, o] * Wo[k, o]
-            dY_last[i, k] = s
+            if i < B:
+                for o in range(O):
+                    s += dyhat[i, o] * Wo[k, o]
+            dY_last[k, i] = s
     return loss
 
 
 # Inlined by Numba into the two functions that run it (the training entry point and
 # network_loss_grad): compiled there once, not as one more level of linked code.
 @njit(inline="always", **NJIT_OPTIONS)
-def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, inv,
+def _part_loss_grad(theta, layout, head, reset_after, Xb, B, yb, loss_kind, delta, inv,
                     ws, wpack, grad, backward, out, r0):  # fmt: skip
-    """``inv`` times the summed loss of the time-major slice ``Xb (T, B, F)``, ``yb (B, O)``
-    and its gradient with respect to ``theta`` (written into ``grad``). ``wpack`` holds the
-    packed weights and their transposes; ``ws`` is this part's work buffer, with ``Xb`` and
-    ``yb`` at its start. Without ``backward``: the forward pass only, its head output into
-    ``out[r0:r0 + B]`` (what ``predict_rows`` computes, by the same code: the same bits),
-    and 0.0 returned."""
-    T, B, F0 = Xb.shape
+    """``inv`` times the summed loss of the first ``B`` sequences of ``Xb (T, F, Bv)``
+    (batch-as-vector layout, zeros in the padding columns), ``yb (B, O)``, and its gradient
+    with respect to ``theta`` (written into ``grad``). ``wpack`` holds the packed weights
+    and their transposes; ``ws`` is this part's work buffer, with the inputs (``Xb``,
+    ``yb``, the ones) at its start. Without ``backward``: the forward pass only, its head
+    output into ``out[r0:r0 + B]`` (what ``predict_rows`` computes, by the same code: the
+    same bits), and 0.0 returned."""
+    T, F0, Bv = Xb.shape
     L = layout.shape[0]
     O = head[1]
     inp = Xb
     for l in range(L):
-        Hs, G, AUX, _, _, _, _ = _layer_views(ws, layout, T, B, F0, O, l)
-        W, U, _, _, bias = _packed(wpack, layout, l)
+        Hs, G, AUX, _, _, _, _ = _layer_views(ws, layout, T, Bv, F0, O, l)
+        Wc, Uc, UTc, WTc, bias = _packed(wpack, layout, l)
         Hs[0] = 0.0
-        gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
-        inp = Hs[1:]
+        gru_forward(inp, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX)
+        inp = _view(Hs, Hs.shape[1] * Bv, (T, Hs.shape[1], Bv))
     if not backward:
-        _head_output(theta, head, inp[T - 1], out, r0)
+        _head_output(theta, head, inp[T - 1], B, out, r0)
         return 0.0
-    off = _head_offset(layout, T, B, F0, O)
+    off = _head_offset(layout, T, Bv, F0, O)
     yhat = _view(ws, off, (B, O))
-    dyhat = _view(ws, off + B * O, (B, O))
+    dyhat = _view(ws, off + Bv * O, (B, O))
+    ONES = _view(ws, T * Bv * F0 + Bv * O, (T, 1, Bv))
     # Only the last step of the top layer feeds the head: dY of the top layer is zero but
     # for its last step.
-    dY_top = _layer_views(ws, layout, T, B, F0, O, L - 1)[4]
+    dY_top = _layer_views(ws, layout, T, Bv, F0, O, L - 1)[4]
     dY_top[: T - 1] = 0.0
-    loss = _head_forward_backward(theta, grad, head, inp[T - 1], yb, loss_kind, delta, inv,
-                                  yhat, dyhat, dY_top[T - 1])  # fmt: skip
+    loss = _head_forward_backward(theta, grad, head, inp[T - 1], B, yb, loss_kind, delta,
+                                  inv, yhat, dyhat, dY_top[T - 1])  # fmt: skip
     for l in range(L - 1, -1, -1):
-        Hs, G, AUX, DAN, dY, dh, tmp = _layer_views(ws, layout, T, B, F0, O, l)
+        Hs, G, AUX, DAN, dY, dh, tmp = _layer_views(ws, layout, T, Bv, F0, O, l)
         dh[:] = 0.0
-        _, _, UT, WT, _ = _packed(wpack, layout, l)
+        Wc, Uc, UTc, WTc, _ = _packed(wpack, layout, l)
         gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n = layer_params(
             grad, layout, l, reset_after
         )
@@ -1538,12 +1933,33 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta, 
         X = Xb
         dX = dY
         if l > 0:
-            below = _layer_views(ws, layout, T, B, F0, O, l - 1)
-            X = below[0][1:]
+            below = _layer_views(ws, layout, T, Bv, F0, O, l - 1)
+            Hb = below[0]
+            X = _view(Hb, Hb.shape[1] * Bv, (T, Hb.shape[1], Bv))
             dX = below[4]
-        gru_backward(X, Hs, G, AUX, DAN, UT, WT, reset_after, dY, dh, tmp,
+        gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp, ONES,
                      gW_rz, gW_n, gU_rz, gU_n, gb_rz, gb_n, gbh_rz, gbh_n, dX, l > 0)  # fmt: skip
     return loss
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _gather(X, order, n_order, r0, B, Bv, xb, ONES):
+    """Sequences ``order[r0:r0 + B]`` of ``X (N, T, F)`` (rows ``r0...`` when ``n_order``
+    is 0) into the batch-as-vector ``xb (T, F, Bv)``, zeros in the padding columns; the
+    ones the bias gradients multiply by into ``ONES`` (when it has elements)."""
+    T = xb.shape[0]
+    F = xb.shape[1]
+    for t in range(T):
+        for f in range(F):
+            for i in range(B, Bv):
+                xb[t, f, i] = 0.0
+    for i in range(B):
+        q = order[r0 + i] if n_order > 0 else r0 + i
+        for t in range(T):
+            for f in range(F):
+                xb[t, f, i] = X[q, t, f]
+    for k in range(ONES.shape[0]):
+        ONES[k] = 1.0
 
 
 @njit(**NJIT_OPTIONS)
@@ -1553,21 +1969,24 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
     layout). ``ws`` has ``workspace_size(layout, head, T, B)`` elements."""
     T, B, F = Xb.shape
     O = yb.shape[1]
+    Bv = padded_width(B)
     n_ws = part_workspace_size(layout, head, T, B)
     wpack = _view(ws, n_ws, pack_size(layout))
     pack_weights(theta, layout, reset_after, wpack)
     pack_transposes(wpack, layout)
     part = _view(ws, 0, n_ws)
-    xb = _view(part, 0, (T, B, F))
-    yv = _view(part, T * B * F, (B, O))
+    xb = _view(part, 0, (T, F, Bv))
+    yv = _view(part, T * Bv * F, (B, O))
     for t in range(T):
-        for i in range(B):
-            for f in range(F):
-                xb[t, i, f] = Xb[t, i, f]
+        for f in range(F):
+            for i in range(Bv):
+                xb[t, f, i] = Xb[t, i, f] if i < B else 0.0
     for i in range(B):
         for o in range(O):
             yv[i, o] = yb[i, o]
-    return _part_loss_grad(theta, layout, head, reset_after, xb, yv, loss_kind, delta,
+    ones = _view(part, T * Bv * F + Bv * O, T * Bv)
+    ones[:] = 1.0
+    return _part_loss_grad(theta, layout, head, reset_after, xb, B, yv, loss_kind, delta,
                            1.0 / (B * O), part, wpack, grad, True, yv, 0)  # fmt: skip
 
 
@@ -1663,18 +2082,18 @@ def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delt
             grad[:] = 0.0
         return 0.0
     Bp = r1 - r0
-    xb = _view(ws, 0, (T, Bp, F))
-    yb = _view(ws, T * Bp * F, (Bp, O))
-    for i in range(Bp):
-        q = order[r0 + i] if n_order > 0 else r0 + i
-        for t in range(T):
-            for f in range(F):
-                xb[t, i, f] = X[q, t, f]
-        if backward != 0:
+    Bv = padded_width(Bp)
+    xb = _view(ws, 0, (T, F, Bv))
+    yb = _view(ws, T * Bv * F, (Bp, O))
+    _gather(X, order, n_order, r0, Bp, Bv, xb,
+            _view(ws, T * Bv * F + Bv * O, T * Bv if backward != 0 else 0))  # fmt: skip
+    if backward != 0:
+        for i in range(Bp):
+            q = order[r0 + i] if n_order > 0 else r0 + i
             for j in range(O):
                 yb[i, j] = y[q, j]
-    return _part_loss_grad(theta, layout, head, reset_after != 0, xb, yb, loss_kind, delta,
-                           inv, ws, wpack, grad, backward != 0, out, r0)  # fmt: skip
+    return _part_loss_grad(theta, layout, head, reset_after != 0, xb, Bp, yb, loss_kind,
+                           delta, inv, ws, wpack, grad, backward != 0, out, r0)  # fmt: skip
 
 
 def _rows_c(theta_a, n_params, layout_a, L, head_a, reset_after, X_a, N, T, F, r0, r1,
@@ -1801,12 +2220,14 @@ def ensure_entries(dtype, kinds=("part",)):
         name = _entry_name(kind, ft)
         if name in _ENTRIES:
             continue
-        if kind == "gemm":  # float32 only (float64 products go to BLAS)
+        if kind == "gemm":  # float32 only (float64 products go to BLAS or loops)
             if ft != types.float32:
                 continue
-            fn = cfunc(_SGEMM_SIG, cache=NJIT_OPTIONS["cache"], error_model="numpy")(_sgemm_c)
-            _SLOTS[_SLOT_SGEMM] = fn.address
-            _ENTRIES[name] = fn
+            for entry, sig, pyfunc, slot in (("gemm", _SGEMM_SIG, _sgemm_c, _SLOT_SGEMM),
+                                             ("nt", _SNT_SIG, _snt_c, _SLOT_SNT)):  # fmt: skip
+                fn = cfunc(sig, cache=NJIT_OPTIONS["cache"], error_model="numpy")(pyfunc)
+                _SLOTS[slot] = fn.address
+                _ENTRIES[_entry_name(entry, ft)] = fn
             continue
         pyfunc, spec, ret_double = _KINDS[kind]
         sig = (types.float64 if ret_double else types.void)(*_arg_types(spec, ft))
@@ -1968,44 +2389,43 @@ def predict_workspace_size(layout, head, T, B):
     Hmax = 0
     for l in range(layout.shape[0]):
         Hmax = max(Hmax, layout[l, H_])
-    return T * B * layout[0, F_] + 2 * (T + 1) * B * Hmax + 4 * T * B * Hmax + GUARD
+    Bv = padded_width(B)
+    return T * Bv * layout[0, F_] + 2 * (T + 1) * Bv * Hmax + 4 * T * Bv * Hmax + GUARD
 
 
 @njit(inline="always", **NJIT_OPTIONS)
 def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
     """Head output of sequences ``X[r0:r1]`` into ``out[r0:r1]``: the forward pass layer by
     layer, each layer's state sequence in one of two buffers used in turn (nothing is kept
-    for BPTT). ``wpack`` holds packed weights (``pack_weights``)."""
+    for BPTT). ``wpack`` holds packed weights and their transposes."""
     T = X.shape[1]
     F0 = X.shape[2]
     B = r1 - r0
+    Bv = padded_width(B)
     L = layout.shape[0]
     Hmax = 0
     for l in range(L):
         Hmax = max(Hmax, layout[l, H_])
-    xb = _view(ws, 0, (T, B, F0))
-    for i in range(B):
-        for t in range(T):
-            for f in range(F0):
-                xb[t, i, f] = X[r0 + i, t, f]
-    off = T * B * F0
-    SH = (T + 1) * B * Hmax
+    xb = _view(ws, 0, (T, F0, Bv))
+    _gather(X, _NO_ORDER, 0, r0, B, Bv, xb, _view(ws, 0, 0))
+    off = T * Bv * F0
+    SH = (T + 1) * Bv * Hmax
     seqs = _view(ws, off, 2 * SH)
     off += 2 * SH
-    gbuf = _view(ws, off, 3 * T * B * Hmax)
-    off += 3 * T * B * Hmax
-    abuf = _view(ws, off, T * B * Hmax)
+    gbuf = _view(ws, off, 3 * T * Bv * Hmax)
+    off += 3 * T * Bv * Hmax
+    abuf = _view(ws, off, T * Bv * Hmax)
     inp = xb
     for l in range(L):
         H = layout[l, H_]
-        W, U, _, _, bias = _packed(wpack, layout, l)
-        Hs = _view(seqs, (l % 2) * SH, (T + 1, B, H))
-        G = _view(gbuf, 0, (3, T, B, H))
-        AUX = _view(abuf, 0, (T, B, H))
+        Wc, Uc, UTc, WTc, bias = _packed(wpack, layout, l)
+        Hs = _view(seqs, (l % 2) * SH, (T + 1, H, Bv))
+        G = _view(gbuf, 0, (T, 3 * H, Bv))
+        AUX = _view(abuf, 0, (T, H, Bv))
         Hs[0] = 0.0
-        gru_forward(inp, W, U, bias, reset_after, Hs, G, AUX)
-        inp = Hs[1:]
-    _head_output(theta, head, inp[T - 1], out, r0)
+        gru_forward(inp, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX)
+        inp = _view(Hs, H * Bv, (T, H, Bv))
+    _head_output(theta, head, inp[T - 1], B, out, r0)
 
 
 @njit(**NJIT_OPTIONS)
@@ -2015,8 +2435,10 @@ def _predict_chunks(theta, layout, head, reset_after, X, chunk, out, wpack, ws, 
     ...`` of ``X`` (none when ``step`` is 0), in the work buffer ``ws``."""
     ra = 1 if reset_after else 0
     if pack:
+        # The transposes multiply batches of more than one sequence (``gru_forward``).
         _call_pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, layout.shape[0],
-                   ra, wpack.ctypes.data, wpack.shape[0], 0, theta[0])  # fmt: skip
+                   ra, wpack.ctypes.data, wpack.shape[0], 1 if X.shape[0] > 1 else 0,
+                   theta[0])  # fmt: skip
     if step <= 0:
         return
     N, T, F = X.shape
@@ -2112,7 +2534,7 @@ def predict_by_parts(theta, layout, head, reset_after, X, chunk, out, wpack, ws)
     ra = 1 if reset_after else 0
     proto = float(theta[0])
     pack(theta.ctypes.data, theta.shape[0], layout.ctypes.data, L, ra, wpack.ctypes.data,
-         wpack.shape[0], 0, proto)  # fmt: skip
+         wpack.shape[0], 1 if N > 1 else 0, proto)  # fmt: skip
     chunk = int(chunk)
     n_chunks = (N + chunk - 1) // chunk
     bufs = [ws] if ws.ndim == 1 else list(ws)
@@ -2186,17 +2608,18 @@ def layer_forward(X, h0, params, reset_after=False):
     B, T, F = X.shape
     H = h0.shape[1]
     wpack, lay = _pack_layer(params, F, H, dtype, reset_after)
-    W, U, _, _, bias = _packed(wpack, lay, 0)
-    Xt = _guarded((T, B, F), dtype)
-    Xt[:] = X.transpose(1, 0, 2)
-    Hs = _guarded((T + 1, B, H), dtype)
-    Hs[0] = h0
-    G = _guarded((3, T, B, H), dtype)
-    AUX = _guarded((T, B, H), dtype)
-    gru_forward(Xt, W, U, bias, reset_after, Hs, G, AUX)
+    Bv = padded_width(B)
+    # The batch-as-vector layout: (T, F, Bv), zeros in the padding columns.
+    Xt = _guarded((T, F, Bv), dtype)
+    Xt[:, :, :B] = X.transpose(1, 2, 0)
+    Hs = _guarded((T + 1, H, Bv), dtype)
+    Hs[0, :, :B] = np.asarray(h0).T
+    G = _guarded((T, 3 * H, Bv), dtype)
+    AUX = _guarded((T, H, Bv), dtype)
+    gru_forward(Xt, *_packed(wpack, lay, 0), reset_after, Hs, G, AUX)
     cache = {"Xt": Xt, "Hs": Hs, "G": G, "AUX": AUX, "wpack": wpack, "layout": lay,
-             "reset_after": reset_after}  # fmt: skip
-    return Hs[1:].transpose(1, 0, 2).copy(), cache
+             "reset_after": reset_after, "B": B}  # fmt: skip
+    return Hs[1:, :, :B].transpose(2, 0, 1).copy(), cache
 
 
 def layer_backward(cache, dH_seq):
@@ -2217,22 +2640,25 @@ def layer_backward(cache, dH_seq):
     """
     Xt, Hs, G, AUX = cache["Xt"], cache["Hs"], cache["G"], cache["AUX"]
     ra = cache["reset_after"]
-    _, _, UT, WT, _ = _packed(cache["wpack"], cache["layout"], 0)
+    B = cache["B"]
+    Wc, Uc, UTc, WTc, _ = _packed(cache["wpack"], cache["layout"], 0)
     dtype = Xt.dtype
-    T, B, F = Xt.shape
-    H = Hs.shape[2]
-    dY = _guarded((T, B, H), dtype)
-    dY[:] = np.asarray(dH_seq, dtype=dtype).transpose(1, 0, 2)
+    T, F, Bv = Xt.shape
+    H = Hs.shape[1]
+    dY = _guarded((T, H, Bv), dtype)
+    dY[:, :, :B] = np.asarray(dH_seq, dtype=dtype).transpose(1, 2, 0)
     e = _guarded
-    DAN, dh, tmp, dX = e((T, B, H), dtype), e((B, H), dtype), e((B, H), dtype), e((T, B, F), dtype)
+    DAN, dh, tmp = e((T, H, Bv), dtype), e((H, Bv), dtype), e((H, Bv), dtype)
+    dX = e((T, F, Bv), dtype)
+    ones = np.ones((T, 1, Bv), dtype)
     g = [e((F, 2 * H), dtype), e((F, H), dtype), e((H, 2 * H), dtype), e((H, H), dtype),
          e(2 * H, dtype), e(H, dtype), e(2 * H, dtype), e(H, dtype)]  # fmt: skip
-    gru_backward(Xt, Hs, G, AUX, DAN, UT, WT, ra, dY, dh, tmp, *g, dX, True)
+    gru_backward(Xt, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, ra, dY, dh, tmp, ones, *g, dX, True)
     return {
         "W": np.concatenate([g[0], g[1]], axis=1),
         "U": np.concatenate([g[2], g[3]], axis=1),
         "b": np.concatenate([g[4], g[5]]),
         "bh": np.concatenate([g[6], g[7]]) if ra else None,
-        "X": dX.transpose(1, 0, 2).copy(),
-        "h0": dh.copy(),
+        "X": dX[:, :, :B].transpose(2, 0, 1).copy(),
+        "h0": dh[:, :B].T.copy(),
     }

@@ -312,15 +312,22 @@ def _pack_size(layout):
 def _part_ws_size(layout, head, T, B):
     # As cpu.part_workspace_size; in Python, so that a cold first fit compiles two kernels
     # fewer before the training entry point (~0.5 s).
-    total = T * B * int(layout[0, 0]) + 3 * B * int(head[1]) + _GUARD
+    Bv = _padded_width(B)
+    total = T * Bv * int(layout[0, 0]) + 3 * Bv * int(head[1]) + T * Bv + _GUARD
     for H in layout[:, 1].tolist():
-        total += (T + 1) * B * H + 6 * T * B * H + 2 * B * H
+        total += (T + 1) * Bv * H + 6 * T * Bv * H + 2 * Bv * H
     return int(total)
 
 
 def _predict_ws_size(layout, T, B):
     Hmax = int(layout[:, 1].max())
-    return int(T * B * layout[0, 0] + 2 * (T + 1) * B * Hmax + 4 * T * B * Hmax) + _GUARD
+    Bv = _padded_width(B)
+    return int(T * Bv * layout[0, 0] + 2 * (T + 1) * Bv * Hmax + 4 * T * Bv * Hmax) + _GUARD
+
+
+def _padded_width(B):
+    # As cpu.padded_width: the batch rounded up to whole 8-lane vectors, but 1 for one.
+    return B if B <= 1 else (B + 7) // 8 * 8
 
 
 _GUARD = 16

@@ -290,6 +290,30 @@ def test_small_batches_use_two_threads(monkeypatch):
         assert {B: default_parts(B) for B in expected} == expected
 
 
+@pytest.mark.parametrize("reset_after", CONVENTIONS)
+@pytest.mark.parametrize("B", [1, 5, 8, 13, 16, 32, 40])
+def test_float32_batch_as_vector_gradients_match_float64(reset_after, B):
+    """float32 loss and gradient of a two-layer network against the float64 path, for
+    batches that fill whole 8-lane vectors (8, 16, 32: the specialised products), need
+    padding columns (5, 13: zeros that must get no gradient), are one sequence (the
+    matrix-vector path) or wider than the specialised widths (40)."""
+    rng = np.random.default_rng(B + (100 if reset_after else 0))
+    T, F = 9, 3
+    spec, theta, X, y = _network_case(rng, (12, 10), reset_after, 1, B, T, F, "mse")
+    layout, head, _ = spec.layout()
+    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    out = {}
+    for dt in (np.float64, np.float32):
+        ws = np.zeros(cpu.workspace_size(layout, head, T, B), dt)
+        grad = np.zeros(theta.size, dt)
+        value = cpu.network_loss_grad(theta.astype(dt), layout, head, reset_after,
+                                      Xt.astype(dt), y.astype(dt), 0, 1.0, ws, grad)  # fmt: skip
+        out[dt] = value, grad.astype(np.float64)
+    assert out[np.float32][0] == pytest.approx(out[np.float64][0], rel=1e-5)
+    assert naive.rel_err(out[np.float32][1], out[np.float64][1]) < 1e-4
+    assert np.count_nonzero(out[np.float64][1]) > 0.9 * theta.size
+
+
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5)])
 def test_parts_of_one_row_train_like_one_part(dtype, tol):
     """A batch of 3 split into parts of 1 and 2 rows gives the weights of the unsplit batch
