@@ -129,6 +129,21 @@ def _ptr(typingctx, addr, like):
 
 
 _PROTO_I64 = np.int64(0)
+
+
+@intrinsic
+def _i(typingctx, x):
+    """``x`` as a plain ``int64``: a constant argument is typed as a literal, and Numba
+    compiles a called function once per literal value (``_mm`` was compiled six times)."""
+    if not isinstance(x, (types.Integer, types.Boolean)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], types.int64)
+
+    return types.int64(x), codegen
+
+
 _NO_ORDER = np.zeros(0, np.int64)  # a gather of rows in order
 
 
@@ -732,29 +747,13 @@ def _col_split(nvec, maxv):
 
 
 @njit(**NJIT_OPTIONS)
-def _bv_rows(a0, sai, b0, c0, M, ldn, K, acc, i):
-    # Rows i... of the batch-as-vector product, in tiles of at most 4 rows (the remainder).
-    while i < M:
-        r = min(4, M - i)
-        a = a0 + 4 * i * sai
-        c = c0 + 4 * i * ldn
-        for j in range(0, ldn, 16 if ldn >= 16 else 8):
-            if ldn == 8:
-                _tile(r, 1, a, sai, 1, b0, 8, c, 8, 0, K, acc, 8)
-            elif ldn == 16:
-                _tile(r, 2, a, sai, 1, b0, 16, c, 16, 0, K, acc, 16)
-            else:
-                _tile(r, 2, a, sai, 1, b0 + 4 * j, 32, c + 4 * j, 32, 0, K, acc, 16)
-        i += r
-
-
-@njit(**NJIT_OPTIONS)
 def _bv_gemm(a0, sai, b0, c0, M, N, K, acc):
     """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products: ``N`` of 8, 16
     or 32 columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
     without gaps between rows. Each width with its strides as constants: in the general
     loop, with every stride a variable, LLVM kept a multiply per row and spilled registers
-    in the k loop of the 6 x 2 tile (3.6 us for a 150 x 50 x 16 product, 2.5 us here)."""
+    in the k loop of the 6 x 2 tile (3.6 us for a 150 x 50 x 16 product, 2.5 us here).
+    Returns the first row not done (the caller's general loop does the last few)."""
     i = 0
     if N == 16:
         while M - i >= 6:
@@ -770,7 +769,7 @@ def _bv_gemm(a0, sai, b0, c0, M, N, K, acc):
         while M - i >= 8:
             _t8_1(a0 + 4 * i * sai, sai, 1, b0, 8, c0 + 32 * i, 8, 0, K, acc, 8)
             i += 8
-    _bv_rows(a0, sai, b0, c0, M, N, K, acc, i)
+    return i
 
 
 _SGEMM_SIG = types.void(*([types.int64] * 12))
@@ -790,9 +789,11 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         # set-up on, and the compiler vectorises the row update well.
         _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
         return
+    i0 = 0
     if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N == 8 or N == 16 or N == 32):
-        _bv_gemm(a0, sai, b0, c0, M, N, K, acc)
-        return
+        i0 = _bv_gemm(a0, sai, b0, c0, M, N, K, acc)
+        if i0 >= M:
+            return
     # The split of a row's vectors into column blocks, per row-block height: computed once
     # per call, not per row block and k panel (each integer division costs ~15-40 cycles).
     # Every block is mrb rows high but the last ones, of at most 4 rows.
@@ -816,7 +817,7 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         bz = bias0 if first else 0
         ak = a0 + 4 * k0 * sak
         bk = b0 + 4 * k0 * ldb
-        i = 0
+        i = i0
         while i < M:
             mr = mrb if M - i >= mrb else min(4, M - i)
             if mr == mrb:
@@ -998,17 +999,12 @@ def _snt_c(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc):
     of the batch-as-vector layout. Steps in passes of ``NT_STEPS``, 4 x 3 tiles inside."""
     if M <= 0 or N <= 0:
         return
-    if sai == 8 * nv and sbj == sai:  # rows of a step adjacent (the work buffers)
-        if nv == 2:
-            _nt_pass(a0, 16, sat, b0, 16, sbt, c0, ldc, M, N, T, 2, acc)
-            return
-        if nv == 1:
-            _nt_pass(a0, 8, sat, b0, 8, sbt, c0, ldc, M, N, T, 1, acc)
-            return
-        if nv == 4:
-            _nt_pass(a0, 32, sat, b0, 32, sbt, c0, ldc, M, N, T, 4, acc)
-            return
-    _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc)
+    if nv == 2 and sai == 16 and sbj == 16:
+        # Parts of 9-16 sequences (the seed batch of 32 on two threads), rows of a step
+        # adjacent: one copy specialised (each copy costs ~0.4 s of compilation).
+        _nt_pass(a0, 16, sat, b0, 16, sbt, c0, ldc, M, N, T, 2, acc)
+    else:
+        _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc)
 
 
 _SNT_SIG = types.void(*([types.int64] * 13))
@@ -1567,17 +1563,27 @@ def padded_width(B):
     return B if B <= 1 else (B + 7) // 8 * 8
 
 
-@njit(inline="always", **NJIT_OPTIONS)
-def _mm(A, AT, X, C, acc):
-    """``C (M, Bv) (+)= A (M, K) @ X (K, Bv)``; with one column, as the row product
-    ``X.T @ AT`` (``AT = A.T``, packed beside ``A``: its rows are the vectors)."""
-    if X.shape[1] == 1:
-        gemm(_view(X, 0, (1, X.shape[0])), AT, _view(C, 0, (1, C.shape[0])), acc)
+@njit(**NJIT_OPTIONS)
+def _mm(P, Q, lo, hi, backward, X, C, acc):
+    """A product of a step, of one packed matrix and its transpose: ``P (n, K)`` (rows of
+    the gates) and ``Q = P.T``. ``C (M, Bv) (+)= A @ X`` with ``A = P[lo:hi]`` (forward)
+    or ``A = Q[:, lo:hi]`` (``backward``); with one column, as the row product
+    ``X.T @ A.T`` (the other orientation's rows are the vectors). One signature for every
+    product of a layer (as an inlined function with array arguments it was typed and
+    compiled once per call site and layout: ~1 s of a cold fit's compilation)."""
+    if backward:
+        A = Q[:, lo:hi]
+        AT = P[lo:hi]
     else:
-        gemm(A, X, C, acc)
+        A = P[lo:hi]
+        AT = Q[:, lo:hi]
+    if X.shape[1] == 1:
+        gemm(_view(X, 0, (1, X.shape[0])), AT, _view(C, 0, (1, C.shape[0])), acc != 0)
+    else:
+        gemm(A, X, C, acc != 0)
 
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _fill_rows(C, values):
     """``C[i, :] = values[i]``: the biases, before products are added to them."""
     for i in range(C.shape[0]):
@@ -1586,7 +1592,7 @@ def _fill_rows(C, values):
             C[i, k] = v
 
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _outer_bias(w, x, values, C):
     """``C[i, :] = w[i, 0] x[0, :] + values[i]``: the input projection of one feature."""
     for i in range(C.shape[0]):
@@ -1617,10 +1623,6 @@ def gru_forward(X, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX):
     H = Hs.shape[1]
     H2 = 2 * H
     bias3 = _view(bias, 0, 3 * H)
-    UT_rz = _view(UTc, 0, (H2, H))
-    UT_n = _view(UTc, H2 * H, (H, H))
-    U_rz = Uc[:, :H2]
-    U_n = Uc[:, H2:]
     if Bv == 1:
         # One sequence: the input projections of all steps as one product of T rows.
         gemm_bias(_view(X, 0, (T, F)), Wc, _view(G, 0, (T, 3 * H)), bias3)
@@ -1628,38 +1630,37 @@ def gru_forward(X, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX):
         h = Hs[t]
         Gt = G[t]
         if Bv > 1:
-            if F == 1:  # one pass over the step's gates, not a fill and then a product
+            # Step by step: the step's block stays in L1 for the recurrent products.
+            if F == 1:  # one pass over the block, not a fill and then a product
                 _outer_bias(WTc, X[t], bias3, Gt)
             else:
                 _fill_rows(Gt, bias3)
-                gemm(WTc, X[t], Gt, True)
+                _mm(WTc, Wc, _i(0), 3 * H, _i(False), X[t], Gt, _i(1))
         RZ = _view(Gt, 0, (H2, Bv))
         R = _view(Gt, 0, (H, Bv))
         Z = _view(Gt, H * Bv, (H, Bv))
         N = _view(Gt, H2 * Bv, (H, Bv))
         aux = AUX[t]
-        _mm(UT_rz, U_rz, h, RZ, True)
+        _mm(UTc, Uc, _i(0), H2, _i(False), h, RZ, _i(1))
         if reset_after:
-            if Bv == 1:
-                gemm_bias(_view(h, 0, (1, H)), U_n, _view(aux, 0, (1, H)), bias[3])
-            else:
-                _fill_rows(aux, bias[3])
-                gemm(UT_n, h, aux, True)
+            _fill_rows(aux, bias[3])
+            _mm(UTc, Uc, H2, 3 * H, _i(False), h, aux, _i(1))
             ew_fwd_ra(R, Z, N, h, aux, Hs[t + 1])
         else:
             ew_fwd_seed1(R, Z, h, aux)
-            _mm(UT_n, U_n, aux, N, True)
+            _mm(UTc, Uc, H2, 3 * H, _i(False), aux, N, _i(1))
             ew_fwd_seed2(N, Z, h, Hs[t + 1])
 
 
-@njit(inline="always", **NJIT_OPTIONS)
-def _grad_steps(A, B, C, acc):
-    """``C (+)= sum_t A[t] @ B[t].T`` over ``A (T, M, Bv)``, ``B (T, N, Bv)``: a weight or
-    bias gradient. One column: the steps are the rows of ``A`` and ``B``."""
+@njit(**NJIT_OPTIONS)
+def _grad_steps(A, B, lo, hi, C):
+    """``C = sum_t A[t] @ B[t, lo:hi].T`` over ``A (T, M, Bv)``, ``B (T, n, Bv)``: a weight or
+    bias gradient (one signature, as :func:`_mm`). One column: the steps are the rows."""
+    Bs = B[:, lo:hi, :]
     if A.shape[2] == 1:
-        gemm(A[:, :, 0].T, B[:, :, 0], C, acc)
+        gemm(A[:, :, 0].T, Bs[:, :, 0], C, False)
     else:
-        gemm_nt_steps(A, B, C, acc)
+        gemm_nt_steps(A, Bs, C, False)
 
 
 @njit(**NJIT_OPTIONS)
@@ -1687,10 +1688,6 @@ def gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp,
     T, F, Bv = X.shape
     H = dh.shape[0]
     H2 = 2 * H
-    UT_rz = _view(UTc, 0, (H2, H))
-    UT_n = _view(UTc, H2 * H, (H, H))
-    U_rz = Uc[:, :H2]
-    U_n = Uc[:, H2:]
     for t in range(T - 1, -1, -1):
         Gt = G[t]
         R = _view(Gt, 0, (H, Bv))
@@ -1698,35 +1695,34 @@ def gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp,
         N = _view(Gt, H2 * Bv, (H, Bv))
         if reset_after:
             ew_bwd_ra(R, Z, N, Hs[t], AUX[t], DAN[t], dh, dY[t])
-            _mm(Uc, UTc, Gt, dh, True)
+            _mm(UTc, Uc, _i(0), 3 * H, _i(True), Gt, dh, _i(1))
         else:
             ew_bwd_seed1(Z, N, Hs[t], dh, dY[t])
-            _mm(U_n, UT_n, N, tmp, False)  # gradient with respect to r * h
+            _mm(UTc, Uc, H2, 3 * H, _i(True), N, tmp, _i(0))  # gradient with respect to r * h
             ew_bwd_seed2(R, Hs[t], tmp, dh)
-            _mm(U_rz, UT_rz, _view(Gt, 0, (H2, Bv)), dh, True)
+            _mm(UTc, Uc, _i(0), H2, _i(True), _view(Gt, 0, (H2, Bv)), dh, _i(1))
         if need_dx:
             if reset_after:
-                _mm(Wc[:, :H2], WTc[:H2], _view(Gt, 0, (H2, Bv)), dX[t], False)
-                _mm(Wc[:, H2:], WTc[H2:], DAN[t], dX[t], True)
+                _mm(WTc, Wc, _i(0), H2, _i(True), _view(Gt, 0, (H2, Bv)), dX[t], _i(0))
+                _mm(WTc, Wc, H2, 3 * H, _i(True), DAN[t], dX[t], _i(1))
             else:
-                _mm(Wc, WTc, Gt, dX[t], False)
+                _mm(WTc, Wc, _i(0), 3 * H, _i(True), Gt, dX[t], _i(0))
 
-    dRZ = G[:, :H2, :]
-    dN = G[:, H2:, :]
-    _grad_steps(Hs[:T], dRZ, gU_rz, False)
-    _grad_steps(X, dRZ, gW_rz, False)
-    _grad_steps(ONES, dRZ, _view(gb_rz, 0, (1, H2)), False)
+    Hp = _view(Hs, 0, (T, H, Bv))  # the state before each step
+    _grad_steps(Hp, G, _i(0), H2, gU_rz)
+    _grad_steps(X, G, _i(0), H2, gW_rz)
+    _grad_steps(ONES, G, _i(0), H2, _view(gb_rz, 0, (1, H2)))
     if reset_after:
-        _grad_steps(Hs[:T], dN, gU_n, False)
-        _grad_steps(X, DAN, gW_n, False)
-        _grad_steps(ONES, DAN, _view(gb_n, 0, (1, H)), False)
-        _grad_steps(ONES, dN, _view(gbh_n, 0, (1, H)), False)
+        _grad_steps(Hp, G, H2, 3 * H, gU_n)
+        _grad_steps(X, DAN, _i(0), H, gW_n)
+        _grad_steps(ONES, DAN, _i(0), H, _view(gb_n, 0, (1, H)))
+        _grad_steps(ONES, G, H2, 3 * H, _view(gbh_n, 0, (1, H)))
         for j in range(H2):  # (a loop: array-to-array slice assignment compiles slowly)
             gbh_rz[j] = gb_rz[j]
     else:
-        _grad_steps(AUX, dN, gU_n, False)
-        _grad_steps(X, dN, gW_n, False)
-        _grad_steps(ONES, dN, _view(gb_n, 0, (1, H)), False)
+        _grad_steps(AUX, G, H2, 3 * H, gU_n)
+        _grad_steps(X, G, H2, 3 * H, gW_n)
+        _grad_steps(ONES, G, H2, 3 * H, _view(gb_n, 0, (1, H)))
 
 
 # --------------------------------------------------------------------------------------
