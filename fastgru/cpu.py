@@ -131,19 +131,6 @@ def _ptr(typingctx, addr, like):
 _PROTO_I64 = np.int64(0)
 
 
-@intrinsic
-def _i(typingctx, x):
-    """``x`` as a plain ``int64``: a constant argument is typed as a literal, and Numba
-    compiles a called function once per literal value (``_mm`` was compiled six times)."""
-    if not isinstance(x, (types.Integer, types.Boolean)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return context.cast(builder, args[0], signature.args[0], types.int64)
-
-    return types.int64(x), codegen
-
-
 _NO_ORDER = np.zeros(0, np.int64)  # a gather of rows in order
 
 
@@ -748,27 +735,20 @@ def _col_split(nvec, maxv):
 
 @njit(**NJIT_OPTIONS)
 def _bv_gemm(a0, sai, b0, c0, M, N, K, acc):
-    """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products: ``N`` of 8, 16
-    or 32 columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
-    without gaps between rows. Each width with its strides as constants: in the general
-    loop, with every stride a variable, LLVM kept a multiply per row and spilled registers
-    in the k loop of the 6 x 2 tile (3.6 us for a 150 x 50 x 16 product, 2.5 us here).
-    Returns the first row not done (the caller's general loop does the last few)."""
+    """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products of 16 or 32
+    columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
+    without gaps between rows: 6 x 2 tiles with the unit strides as constants (through
+    the general loop's dispatch, with every stride a variable, the tile's k loop kept a
+    multiply per row and spilled registers: 3.6 us for a 150 x 50 x 16 product, 2.6 us
+    here, 93 GFLOP/s). Returns the first row not done (the general loop does the last
+    few)."""
     i = 0
-    if N == 16:
-        while M - i >= 6:
-            _t6_2(a0 + 4 * i * sai, sai, 1, b0, 16, c0 + 64 * i, 16, 0, K, acc, 16)
-            i += 6
-    elif N == 32:
-        while M - i >= 6:
-            a = a0 + 4 * i * sai
-            _t6_2(a, sai, 1, b0, 32, c0 + 128 * i, 32, 0, K, acc, 16)
-            _t6_2(a, sai, 1, b0 + 64, 32, c0 + 128 * i + 64, 32, 0, K, acc, 16)
-            i += 6
-    else:
-        while M - i >= 8:
-            _t8_1(a0 + 4 * i * sai, sai, 1, b0, 8, c0 + 32 * i, 8, 0, K, acc, 8)
-            i += 8
+    while M - i >= 6:
+        a = a0 + 4 * i * sai
+        c = c0 + 4 * i * N
+        for j in range(0, N, 16):
+            _t6_2(a, sai, 1, b0 + 4 * j, N, c + 4 * j, N, 0, K, acc, 16)
+        i += 6
     return i
 
 
@@ -790,7 +770,7 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
         return
     i0 = 0
-    if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N == 8 or N == 16 or N == 32):
+    if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N == 16 or N == 32):
         i0 = _bv_gemm(a0, sai, b0, c0, M, N, K, acc)
         if i0 >= M:
             return
@@ -838,7 +818,7 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
             break
 
 
-def _make_nt_tile(MI, NJ, NV=0):
+def _make_nt_tile(MI, NJ):
     """An intrinsic for one register tile of products summed over steps:
     ``C[i, j] (+)= sum_t sum_k A[t, i, k] B[t, j, k]`` for ``i < MI``, ``j < NJ``, ``k`` over
     ``8 nv`` contiguous elements of each step (the weight gradients of the batch-as-vector
@@ -869,6 +849,10 @@ def _make_nt_tile(MI, NJ, NV=0):
             inner = builder.append_basic_block("nt.inner")
             latch = builder.append_basic_block("nt.latch")
             done = builder.append_basic_block("nt.done")
+            # Offsets advance by their strides (phis), the row offsets computed once: with
+            # products of the loop counters LLVM kept multiplies in the loops.
+            row_a = [builder.mul(sai_, i64(i)) for i in range(MI)]
+            row_b = [builder.mul(sbj_, i64(j)) for j in range(NJ)]
             go = builder.and_(builder.icmp_signed(">", T_, i64(0)),
                               builder.icmp_signed(">", nv_, i64(0)))  # fmt: skip
             builder.cbranch(go, outer, done)
@@ -876,37 +860,38 @@ def _make_nt_tile(MI, NJ, NV=0):
             builder.position_at_end(outer)
             t = builder.phi(_I64)
             t.add_incoming(i64(0), pre)
+            a_t = builder.phi(_I64)
+            a_t.add_incoming(i64(0), pre)
+            b_t = builder.phi(_I64)
+            b_t.add_incoming(i64(0), pre)
             acc_o = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
             for row in acc_o:
                 for p in row:
                     p.add_incoming(zero, pre)
-            a_t = builder.mul(t, sat_)
-            b_t = builder.mul(t, sbt_)
             builder.branch(inner)
 
             builder.position_at_end(inner)
             v = builder.phi(_I64)
             v.add_incoming(i64(0), outer)
+            k8 = builder.phi(_I64)
+            k8.add_incoming(i64(0), outer)
             acc_i = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
             for i in range(MI):
                 for j in range(NJ):
                     acc_i[i][j].add_incoming(acc_o[i][j], outer)
-            k8 = builder.mul(v, i64(8))
+            ka = builder.add(a_t, k8)
+            kb = builder.add(b_t, k8)
 
-            def load(base, t_off, stride, r):
-                off = builder.add(builder.add(t_off, builder.mul(stride, i64(r))), k8)
+            def load(base, off):
                 return builder.load(builder.bitcast(builder.gep(base, [off]), _PV), align=4)
 
-            new = acc_i
-            for u in range(max(NV, 1)):
-                if u:
-                    k8 = builder.add(k8, i64(8))
-                av = [load(ap, a_t, sai_, i) for i in range(MI)]
-                bv = [load(bp, b_t, sbj_, j) for j in range(NJ)]
-                new = [[builder.call(fma, [av[i], bv[j], new[i][j]]) for j in range(NJ)]
-                       for i in range(MI)]  # fmt: skip
-            v1 = builder.add(v, i64(max(NV, 1)))
+            av = [load(ap, builder.add(ka, row_a[i])) for i in range(MI)]
+            bv = [load(bp, builder.add(kb, row_b[j])) for j in range(NJ)]
+            new = [[builder.call(fma, [av[i], bv[j], acc_i[i][j]]) for j in range(NJ)]
+                   for i in range(MI)]  # fmt: skip
+            v1 = builder.add(v, i64(1))
             v.add_incoming(v1, inner)
+            k8.add_incoming(builder.add(k8, i64(8)), inner)
             for i in range(MI):
                 for j in range(NJ):
                     acc_i[i][j].add_incoming(new[i][j], inner)
@@ -915,6 +900,8 @@ def _make_nt_tile(MI, NJ, NV=0):
             builder.position_at_end(latch)
             t1 = builder.add(t, i64(1))
             t.add_incoming(t1, latch)
+            a_t.add_incoming(builder.add(a_t, sat_), latch)
+            b_t.add_incoming(builder.add(b_t, sbt_), latch)
             for i in range(MI):
                 for j in range(NJ):
                     acc_o[i][j].add_incoming(new[i][j], latch)
@@ -1563,14 +1550,7 @@ def padded_width(B):
     return B if B <= 1 else (B + 7) // 8 * 8
 
 
-@njit(**NJIT_OPTIONS)
-def _mm(P, Q, lo, hi, backward, X, C, acc):
-    """A product of a step, of one packed matrix and its transpose: ``P (n, K)`` (rows of
-    the gates) and ``Q = P.T``. ``C (M, Bv) (+)= A @ X`` with ``A = P[lo:hi]`` (forward)
-    or ``A = Q[:, lo:hi]`` (``backward``); with one column, as the row product
-    ``X.T @ A.T`` (the other orientation's rows are the vectors). One signature for every
-    product of a layer (as an inlined function with array arguments it was typed and
-    compiled once per call site and layout: ~1 s of a cold fit's compilation)."""
+def _mm_f64_impl(P, Q, lo, hi, backward, X, C, acc):
     if backward:
         A = Q[:, lo:hi]
         AT = P[lo:hi]
@@ -1581,6 +1561,76 @@ def _mm(P, Q, lo, hi, backward, X, C, acc):
         gemm(_view(X, 0, (1, X.shape[0])), AT, _view(C, 0, (1, C.shape[0])), acc != 0)
     else:
         gemm(A, X, C, acc != 0)
+
+
+def _struct(context, builder, signature, args, i):
+    arr = context.make_array(signature.args[i])(context, builder, args[i])
+    four = ir.Constant(_I64, 4)
+
+    def dim(k):
+        return builder.extract_value(arr.shape, k)
+
+    def stride(k):  # in elements
+        return builder.sdiv(builder.extract_value(arr.strides, k), four)
+
+    return builder.ptrtoint(arr.data, _I64), dim, stride
+
+
+@intrinsic
+def _mm(typingctx, P, Q, lo, hi, backward, X, C, acc):
+    """A product of a step, of one packed matrix and its transpose: ``P (n, K)`` (rows of
+    the gates) and ``Q = P.T``. ``C (M, Bv) (+)= A @ X`` with ``A = P[lo:hi]`` (forward)
+    or ``A = Q[:, lo:hi]`` (``backward``); with one column, as the row product
+    ``X.T @ A.T`` (the other orientation's rows are the vectors). float32: the addresses
+    and strides computed here and one call of the GEMM (as a function with array
+    arguments, slicing and all, it was ~0.5 s of a cold fit's compilation); float64: the
+    same by slicing, through BLAS. All arrays C-contiguous."""
+    arrays = (P, Q, X, C)
+    if not (all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrays)
+            and P.dtype in (types.float32, types.float64)
+            and all(a.dtype == P.dtype for a in arrays)):  # fmt: skip
+        return None
+    sig = types.void(P, Q, types.int64, types.int64, types.int64, X, C, types.int64)
+
+    def codegen(context, builder, signature, args):
+        if signature.args[0].dtype == types.float64:
+            return context.compile_internal(builder, _mm_f64_impl, signature, args)
+        p, pdim, _ = _struct(context, builder, signature, args, 0)
+        q, qdim, _ = _struct(context, builder, signature, args, 1)
+        x, xdim, _ = _struct(context, builder, signature, args, 5)
+        c, cdim, _ = _struct(context, builder, signature, args, 6)
+        lo_, hi_, bwd_, acc_ = args[2], args[3], args[4], args[7]
+        four = ir.Constant(_I64, 4)
+        one = ir.Constant(_I64, 1)
+        zero = ir.Constant(_I64, 0)
+        pn = pdim(1)  # row length of P (K of the forward product)
+        qn = qdim(1)  # row length of Q (n)
+        width = builder.sub(hi_, lo_)
+        p_lo = builder.add(p, builder.mul(builder.mul(lo_, pn), four))  # P[lo:hi]
+        q_lo = builder.add(q, builder.mul(lo_, four))  # Q[:, lo:hi]
+        bwd = builder.icmp_signed("!=", bwd_, zero)
+        # A (M x K, rows sai apart) and its transpose AT (K x M, rows ldt apart).
+        a0 = builder.select(bwd, q_lo, p_lo)
+        sai = builder.select(bwd, qn, pn)
+        M = builder.select(bwd, qdim(0), width)
+        K = builder.select(bwd, width, pn)
+        t0 = builder.select(bwd, p_lo, q_lo)
+        ldt = builder.select(bwd, pn, qn)
+        Bv = xdim(1)
+        row = builder.icmp_signed("==", Bv, one)
+        # Bv > 1: C = A X. One column: C.T (1 x M) = X.T (1 x K) AT.
+        ga = builder.select(row, x, a0)
+        gsai = builder.select(row, K, sai)
+        gb = builder.select(row, t0, x)
+        gldb = builder.select(row, ldt, Bv)
+        gldc = builder.select(row, M, Bv)
+        gM = builder.select(row, one, M)
+        gN = builder.select(row, M, Bv)
+        _emit_slot_call(builder, _SLOT_SGEMM, [ga, gsai, one, gb, gldb, c, gldc, zero, gM,
+                                               gN, K, acc_])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(**NJIT_OPTIONS)
@@ -1635,32 +1685,72 @@ def gru_forward(X, Wc, Uc, UTc, WTc, bias, reset_after, Hs, G, AUX):
                 _outer_bias(WTc, X[t], bias3, Gt)
             else:
                 _fill_rows(Gt, bias3)
-                _mm(WTc, Wc, _i(0), 3 * H, _i(False), X[t], Gt, _i(1))
+                _mm(WTc, Wc, 0, 3 * H, 0, X[t], Gt, 1)
         RZ = _view(Gt, 0, (H2, Bv))
         R = _view(Gt, 0, (H, Bv))
         Z = _view(Gt, H * Bv, (H, Bv))
         N = _view(Gt, H2 * Bv, (H, Bv))
         aux = AUX[t]
-        _mm(UTc, Uc, _i(0), H2, _i(False), h, RZ, _i(1))
+        _mm(UTc, Uc, 0, H2, 0, h, RZ, 1)
         if reset_after:
             _fill_rows(aux, bias[3])
-            _mm(UTc, Uc, H2, 3 * H, _i(False), h, aux, _i(1))
+            _mm(UTc, Uc, H2, 3 * H, 0, h, aux, 1)
             ew_fwd_ra(R, Z, N, h, aux, Hs[t + 1])
         else:
             ew_fwd_seed1(R, Z, h, aux)
-            _mm(UTc, Uc, H2, 3 * H, _i(False), aux, N, _i(1))
+            _mm(UTc, Uc, H2, 3 * H, 0, aux, N, 1)
             ew_fwd_seed2(N, Z, h, Hs[t + 1])
 
 
-@njit(**NJIT_OPTIONS)
-def _grad_steps(A, B, lo, hi, C):
-    """``C = sum_t A[t] @ B[t, lo:hi].T`` over ``A (T, M, Bv)``, ``B (T, n, Bv)``: a weight or
-    bias gradient (one signature, as :func:`_mm`). One column: the steps are the rows."""
+def _grad_steps_f64_impl(A, B, lo, hi, C):
     Bs = B[:, lo:hi, :]
     if A.shape[2] == 1:
         gemm(A[:, :, 0].T, Bs[:, :, 0], C, False)
     else:
         gemm_nt_steps(A, Bs, C, False)
+
+
+@intrinsic
+def _grad_steps(typingctx, A, B, lo, hi, C):
+    """``C = sum_t A[t] @ B[t, lo:hi].T`` over ``A (T, M, Bv)``, ``B (T, n, Bv)``: a weight or
+    bias gradient. One column: the steps are the rows (``C = A2.T @ B2``). float32: one
+    call of a GEMM (as :func:`_mm`); float64: by slicing. ``A`` and ``B`` C-contiguous,
+    ``C`` with contiguous rows."""
+    if not (isinstance(A, types.Array) and isinstance(B, types.Array)
+            and isinstance(C, types.Array) and A.ndim == 3 and B.ndim == 3 and C.ndim == 2
+            and A.layout == "C" and B.layout == "C"
+            and A.dtype in (types.float32, types.float64)
+            and B.dtype == A.dtype and C.dtype == A.dtype):  # fmt: skip
+        return None
+    sig = types.void(A, B, types.int64, types.int64, C)
+
+    def codegen(context, builder, signature, args):
+        if signature.args[0].dtype == types.float64:
+            return context.compile_internal(builder, _grad_steps_f64_impl, signature, args)
+        a, adim, _ = _struct(context, builder, signature, args, 0)
+        b, bdim, _ = _struct(context, builder, signature, args, 1)
+        c, _, cstride = _struct(context, builder, signature, args, 4)
+        lo_, hi_ = args[2], args[3]
+        four = ir.Constant(_I64, 4)
+        one = ir.Constant(_I64, 1)
+        zero = ir.Constant(_I64, 0)
+        T, M, Bv = adim(0), adim(1), adim(2)
+        n = bdim(1)
+        N = builder.sub(hi_, lo_)
+        b_lo = builder.add(b, builder.mul(builder.mul(lo_, Bv), four))
+        ldc = cstride(0)
+        with builder.if_else(builder.icmp_signed("==", Bv, one)) as (rowwise, batched):
+            with rowwise:  # C (M x N) = A2.T (M x T, strides 1, M) @ B2 (T x N, rows n apart)
+                _emit_slot_call(builder, _SLOT_SGEMM, [a, one, M, b_lo, n, c, ldc, zero, M,
+                                                       N, T, zero])  # fmt: skip
+            with batched:
+                nv = builder.ashr(Bv, ir.Constant(_I64, 3))
+                _emit_slot_call(builder, _SLOT_SNT, [a, Bv, builder.mul(M, Bv), b_lo, Bv,
+                                                     builder.mul(n, Bv), c, ldc, M, N, T, nv,
+                                                     zero])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(**NJIT_OPTIONS)
@@ -1695,27 +1785,27 @@ def gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp,
         N = _view(Gt, H2 * Bv, (H, Bv))
         if reset_after:
             ew_bwd_ra(R, Z, N, Hs[t], AUX[t], DAN[t], dh, dY[t])
-            _mm(UTc, Uc, _i(0), 3 * H, _i(True), Gt, dh, _i(1))
+            _mm(UTc, Uc, 0, 3 * H, 1, Gt, dh, 1)
         else:
             ew_bwd_seed1(Z, N, Hs[t], dh, dY[t])
-            _mm(UTc, Uc, H2, 3 * H, _i(True), N, tmp, _i(0))  # gradient with respect to r * h
+            _mm(UTc, Uc, H2, 3 * H, 1, N, tmp, 0)  # gradient with respect to r * h
             ew_bwd_seed2(R, Hs[t], tmp, dh)
-            _mm(UTc, Uc, _i(0), H2, _i(True), _view(Gt, 0, (H2, Bv)), dh, _i(1))
+            _mm(UTc, Uc, 0, H2, 1, _view(Gt, 0, (H2, Bv)), dh, 1)
         if need_dx:
             if reset_after:
-                _mm(WTc, Wc, _i(0), H2, _i(True), _view(Gt, 0, (H2, Bv)), dX[t], _i(0))
-                _mm(WTc, Wc, H2, 3 * H, _i(True), DAN[t], dX[t], _i(1))
+                _mm(WTc, Wc, 0, H2, 1, _view(Gt, 0, (H2, Bv)), dX[t], 0)
+                _mm(WTc, Wc, H2, 3 * H, 1, DAN[t], dX[t], 1)
             else:
-                _mm(WTc, Wc, _i(0), 3 * H, _i(True), Gt, dX[t], _i(0))
+                _mm(WTc, Wc, 0, 3 * H, 1, Gt, dX[t], 0)
 
     Hp = _view(Hs, 0, (T, H, Bv))  # the state before each step
-    _grad_steps(Hp, G, _i(0), H2, gU_rz)
-    _grad_steps(X, G, _i(0), H2, gW_rz)
-    _grad_steps(ONES, G, _i(0), H2, _view(gb_rz, 0, (1, H2)))
+    _grad_steps(Hp, G, 0, H2, gU_rz)
+    _grad_steps(X, G, 0, H2, gW_rz)
+    _grad_steps(ONES, G, 0, H2, _view(gb_rz, 0, (1, H2)))
     if reset_after:
         _grad_steps(Hp, G, H2, 3 * H, gU_n)
-        _grad_steps(X, DAN, _i(0), H, gW_n)
-        _grad_steps(ONES, DAN, _i(0), H, _view(gb_n, 0, (1, H)))
+        _grad_steps(X, DAN, 0, H, gW_n)
+        _grad_steps(ONES, DAN, 0, H, _view(gb_n, 0, (1, H)))
         _grad_steps(ONES, G, H2, 3 * H, _view(gbh_n, 0, (1, H)))
         for j in range(H2):  # (a loop: array-to-array slice assignment compiles slowly)
             gbh_rz[j] = gb_rz[j]
