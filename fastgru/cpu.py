@@ -735,14 +735,19 @@ def _col_split(nvec, maxv):
 
 @njit(**NJIT_OPTIONS)
 def _bv_gemm(a0, sai, b0, c0, M, N, K, acc):
-    """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products of 16 or 32
-    columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
+    """``C (M, N) (+)= A (M, K) B (K, N)`` for the batch-as-vector products of 8 or a
+    multiple of 16 columns (the batch), rows of ``A`` contiguous (a weight matrix), ``B`` and ``C``
     without gaps between rows: 6 x 2 tiles with the unit strides as constants (through
     the general loop's dispatch, with every stride a variable, the tile's k loop kept a
     multiply per row and spilled registers: 3.6 us for a 150 x 50 x 16 product, 2.6 us
     here, 93 GFLOP/s). Returns the first row not done (the general loop does the last
     few)."""
     i = 0
+    if N == 8:  # parts of up to 8 sequences: 8 x 1 tiles (45 GFLOP/s with variable strides)
+        while M - i >= 8:
+            _t8_1(a0 + 4 * i * sai, sai, 1, b0, 8, c0 + 32 * i, 8, 0, K, acc, 8)
+            i += 8
+        return i
     while M - i >= 6:
         a = a0 + 4 * i * sai
         c = c0 + 4 * i * N
@@ -770,7 +775,7 @@ def _sgemm_c(a0, sai, sak, b0, ldb, c0, ldc, bias0, M, N, K, acc):
         _outer_c(a0, sai, b0, c0, ldc, bias0, M, N, acc)
         return
     i0 = 0
-    if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N == 16 or N == 32):
+    if sak == 1 and bias0 == 0 and ldb == N and ldc == N and (N % 16 == 0 or N == 8):
         i0 = _bv_gemm(a0, sai, b0, c0, M, N, K, acc)
         if i0 >= M:
             return
@@ -986,12 +991,16 @@ def _snt_c(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc):
     of the batch-as-vector layout. Steps in passes of ``NT_STEPS``, 4 x 3 tiles inside."""
     if M <= 0 or N <= 0:
         return
-    if nv == 2 and sai == 16 and sbj == 16:
-        # Parts of 9-16 sequences (the seed batch of 32 on two threads), rows of a step
-        # adjacent: one copy specialised (each copy costs ~0.4 s of compilation).
-        _nt_pass(a0, 16, sat, b0, 16, sbt, c0, ldc, M, N, T, 2, acc)
-    else:
-        _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc)
+    # The batch in slices of two vectors, then the odd vector: the vectors per step as a
+    # constant (the generic loop over them ran at 28-31 GFLOP/s against 62-70), one copy of
+    # the pass per width (each costs ~0.4 s of compilation).
+    for v in range(0, nv - 1, 2):
+        _nt_pass(a0 + 32 * v, sai, sat, b0 + 32 * v, sbj, sbt, c0, ldc, M, N, T, 2,
+                 acc if v == 0 else 1)  # fmt: skip
+    if nv % 2 == 1:
+        v = nv - 1
+        _nt_pass(a0 + 32 * v, sai, sat, b0 + 32 * v, sbj, sbt, c0, ldc, M, N, T, 1,
+                 acc if v == 0 else 1)  # fmt: skip
 
 
 _SNT_SIG = types.void(*([types.int64] * 13))
