@@ -27,11 +27,13 @@ PARALLEL_OPTIONS = {**NJIT_OPTIONS, "parallel": True}
 GEMM_KC = 64
 
 #: Fewest sequences per part when a training batch is split across threads (one part per
-#: Numba thread): the GEMM tiles take 4 rows. A batch of 2 or more rows is split in two
-#: all the same when there are two threads (``engine.default_parts``): on the 2-core
-#: development machine parts of 1-3 rows trained batches of 2-7 1.4-1.6x faster than one
-#: thread, and 2 parts of 4 a batch of 8 1.8x faster than 1 part of 8 (the limit was 8
-#: until session 5). The seed batch of 32 gives 2 parts of 16, as before.
+#: Numba thread), and the most sequences per thread for which a batch is split into parts
+#: of one sequence instead (``engine.default_parts``). A part of 2-8 sequences computes 8
+#: columns (the batch-as-vector layout pads it to a whole vector): ~2.3 ms for the seed
+#: network, against ~0.42 ms for one sequence (the matrix-vector path). So a batch of up
+#: to 4 sequences per thread trains fastest as parts of one sequence (batch 4: 0.84 ms a
+#: batch on two threads against 2.3 ms as two parts of 2; batch 8: 1.7 ms against 2.3).
+#: The seed batch of 32 gives 2 parts of 16.
 MIN_PART_ROWS = 4
 
 #: Loss codes understood by the kernels.

@@ -82,9 +82,9 @@ class History:
 class CPURunner:
     """Runner over the ``@njit`` kernels of :mod:`fastgru.cpu`.
 
-    Each mini-batch is split into ``n_parts`` row slices trained in parallel, one per
-    thread (``numba.get_num_threads()``, at most one per ``config.MIN_PART_ROWS``
-    sequences of the batch, but two for any batch of two or more: ``default_parts``).
+    Each mini-batch is split into ``n_parts`` row slices trained in parallel: one per
+    thread (``numba.get_num_threads()``), or one per sequence for small batches
+    (``default_parts``).
     Results are bit-for-bit reproducible for a given ``n_parts``.
     Every work buffer is allocated here, once per fit, and sized by the batch (not by the
     data): ``n_parts`` x ``cpu.part_workspace_size`` plus one gradient vector per part.
@@ -209,13 +209,17 @@ def _layout(spec):
 
 
 def default_parts(batch_size):
-    """Row slices per training batch: one per Numba thread, each of at least
-    ``config.MIN_PART_ROWS`` sequences, but two for any batch of two or more rows when
-    there are two threads (a part of one row still runs in parallel with the other)."""
+    """Row slices per training batch: one part per sequence when that is at most
+    ``config.MIN_PART_ROWS`` per Numba thread (one sequence runs as matrix-vector products,
+    several pad to a whole vector of 8: see ``config.MIN_PART_ROWS``); otherwise one part
+    per thread, each of at least ``config.MIN_PART_ROWS`` sequences."""
     import numba
 
     B = int(batch_size)
-    return max(1, min(numba.get_num_threads(), max(B // config.MIN_PART_ROWS, min(B, 2))))
+    threads = numba.get_num_threads()
+    if B <= config.MIN_PART_ROWS * threads:
+        return max(1, B)
+    return max(1, min(threads, B // config.MIN_PART_ROWS))
 
 
 def _blas_threads(dtype, workers):

@@ -275,17 +275,17 @@ def test_training_is_bit_deterministic():
     assert a.tobytes() != c.tobytes()
 
 
-def test_small_batches_use_two_threads(monkeypatch):
-    """Any batch of two or more rows is split in two when there are two threads (parts
-    of 1-3 rows are faster than one thread here); larger batches keep at least
-    ``MIN_PART_ROWS`` rows per part; one thread, one part."""
+def test_small_batches_split_into_single_sequences(monkeypatch):
+    """Up to ``MIN_PART_ROWS`` sequences per thread: one part per sequence (the
+    matrix-vector path; a part of 2-8 pads to 8 columns); larger batches: one part per
+    thread, each of at least ``MIN_PART_ROWS`` sequences."""
     import numba
 
     from fastgru.engine import default_parts
 
-    for threads, expected in [(2, {1: 1, 2: 2, 3: 2, 7: 2, 8: 2, 32: 2}),
-                              (16, {1: 1, 2: 2, 5: 2, 8: 2, 12: 3, 32: 8, 256: 16}),
-                              (1, {1: 1, 2: 1, 32: 1})]:  # fmt: skip
+    for threads, expected in [(2, {1: 1, 2: 2, 3: 3, 7: 7, 8: 8, 9: 2, 32: 2}),
+                              (16, {1: 1, 2: 2, 5: 5, 64: 64, 65: 16, 256: 16}),
+                              (1, {1: 1, 2: 2, 4: 4, 5: 1, 32: 1})]:  # fmt: skip
         monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
         assert {B: default_parts(B) for B in expected} == expected
 
