@@ -36,6 +36,13 @@ GEMM_KC = 64
 #: The seed batch of 32 gives 2 parts of 16.
 MIN_PART_ROWS = 4
 
+#: Most sequences per part: a larger batch is split into more parts than threads (whole
+#: rounds of the threads), each thread taking its parts in turn. A part's arrays grow with
+#: its width (~4.6 MB for 16 sequences of the seed network) and past ~32 sequences they
+#: leave the caches: epochs of 4,096 seed windows at batch 128 took 0.82 s as 2 parts of
+#: 64 and 0.64 s as 4 of 32; at batch 512 1.13 s as 2 parts, 0.76 s as 16 (session 6).
+MAX_PART_ROWS = 32
+
 #: Loss codes understood by the kernels.
 LOSSES = {"mse": 0, "mae": 1, "huber": 2}
 

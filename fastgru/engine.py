@@ -212,14 +212,16 @@ def default_parts(batch_size):
     """Row slices per training batch: one part per sequence when that is at most
     ``config.MIN_PART_ROWS`` per Numba thread (one sequence runs as matrix-vector products,
     several pad to a whole vector of 8: see ``config.MIN_PART_ROWS``); otherwise one part
-    per thread, each of at least ``config.MIN_PART_ROWS`` sequences."""
+    per thread, or whole rounds of the threads when parts would be wider than
+    ``config.MAX_PART_ROWS`` sequences."""
     import numba
 
     B = int(batch_size)
     threads = numba.get_num_threads()
     if B <= config.MIN_PART_ROWS * threads:
         return max(1, B)
-    return max(1, min(threads, B // config.MIN_PART_ROWS))
+    parts = max(threads, -(-B // config.MAX_PART_ROWS))
+    return -(-parts // threads) * threads
 
 
 def _blas_threads(dtype, workers):

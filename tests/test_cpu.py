@@ -278,14 +278,15 @@ def test_training_is_bit_deterministic():
 def test_small_batches_split_into_single_sequences(monkeypatch):
     """Up to ``MIN_PART_ROWS`` sequences per thread: one part per sequence (the
     matrix-vector path; a part of 2-8 pads to 8 columns); larger batches: one part per
-    thread, each of at least ``MIN_PART_ROWS`` sequences."""
+    thread, or whole rounds of the threads of at most ``MAX_PART_ROWS`` sequences."""
     import numba
 
     from fastgru.engine import default_parts
 
-    for threads, expected in [(2, {1: 1, 2: 2, 3: 3, 7: 7, 8: 8, 9: 2, 32: 2}),
-                              (16, {1: 1, 2: 2, 5: 5, 64: 64, 65: 16, 256: 16}),
-                              (1, {1: 1, 2: 2, 4: 4, 5: 1, 32: 1})]:  # fmt: skip
+    for threads, expected in [(2, {1: 1, 2: 2, 3: 3, 7: 7, 8: 8, 9: 2, 32: 2, 64: 2,
+                                   65: 4, 128: 4, 512: 16}),
+                              (16, {1: 1, 2: 2, 5: 5, 64: 64, 65: 16, 256: 16, 1024: 32}),
+                              (1, {1: 1, 2: 2, 4: 4, 5: 1, 32: 1, 64: 2, 512: 16})]:  # fmt: skip
         monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
         assert {B: default_parts(B) for B in expected} == expected
 
