@@ -39,7 +39,7 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
   ``G[t]`` and applies the nonlinearities in place, so ``G`` ends up holding ``r, z, n``.
   The backward pass overwrites ``G[t]`` with the gate gradients once it has read the gates
   and adds the gradient of the layer's input step by step; the weight and bias gradients
-  are sums over steps of products along the batch (``gemm_nt_steps``, after the loop).
+  are sums over steps of products along the batch (``_grad_steps``, after the loop).
 * float32 matrix products use register-tiled AVX2/FMA micro-kernels emitted as LLVM IR
   (``_make_tile``: 6 x 2 or 8 x 1 vectors of accumulators for the batch-as-vector
   products, 4 x up to 3 otherwise; one row with two sets of accumulators for
@@ -446,6 +446,23 @@ def activations32(x, sig, tnh):
 # --------------------------------------------------------------------------------------
 
 
+def _incoming(phis, values, block):
+    """``phis[r][v]`` gets ``values[r][v]`` from ``block``: a tile's accumulators at a loop
+    edge."""
+    for prow, vrow in zip(phis, values, strict=True):
+        for p, v in zip(prow, vrow, strict=True):
+            p.add_incoming(v, block)
+
+
+def _tile_start(builder, a_, b_, c_):
+    """The float pointers of a tile's operands, the FMA intrinsic and a zero vector."""
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
+    )
+    ptrs = [builder.inttoptr(x, _PF) for x in (a_, b_, c_)]
+    return (*ptrs, fma, ir.Constant(_V8, [0.0] * 8))
+
+
 def _make_tile(MR, NV):
     """An intrinsic for one register tile ``C (MR x 8NV) (+)= A (MR x K) B (K x 8NV) (+ bias)``.
 
@@ -465,13 +482,7 @@ def _make_tile(MR, NV):
 
         def codegen(context, builder, signature, args):
             a_, sai_, sak_, b_, ldb_, c_, ldc_, bias_, K_, acc_, ncols_ = args
-            ap = builder.inttoptr(a_, _PF)
-            bp = builder.inttoptr(b_, _PF)
-            cp = builder.inttoptr(c_, _PF)
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
-            )
-            zero = ir.Constant(_V8, [0.0] * 8)
+            ap, bp, cp, fma, zero = _tile_start(builder, a_, b_, c_)
             undef = ir.Constant(_V8, ir.Undefined)
             splat0 = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
             pre = builder.block
@@ -536,9 +547,7 @@ def _make_tile(MR, NV):
                 k.add_incoming(k1, loop)
                 ao.add_incoming(builder.add(ao, sak_), loop)
                 bo.add_incoming(builder.add(bo, ldb_), loop)
-                for r in range(MR):
-                    for v in range(NV):
-                        accs[r][v].add_incoming(new[r][v], loop)
+                _incoming(accs, new, loop)
                 builder.cbranch(builder.icmp_signed("<", k1, K_), loop, done)
                 builder.position_at_end(done)
                 fin = phis([[((zero, new[r][v]), (pre, loop)) for v in range(NV)]
@@ -841,13 +850,7 @@ def _make_nt_tile(MI, NJ):
 
         def codegen(context, builder, signature, args):
             a_, sai_, sat_, b_, sbj_, sbt_, c_, ldc_, T_, nv_, acc_ = args
-            ap = builder.inttoptr(a_, _PF)
-            bp = builder.inttoptr(b_, _PF)
-            cp = builder.inttoptr(c_, _PF)
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
-            )
-            zero = ir.Constant(_V8, [0.0] * 8)
+            ap, bp, cp, fma, zero = _tile_start(builder, a_, b_, c_)
             i64 = lambda x: ir.Constant(_I64, x)  # noqa: E731
             pre = builder.block
             outer = builder.append_basic_block("nt.outer")
@@ -881,9 +884,7 @@ def _make_nt_tile(MI, NJ):
             k8 = builder.phi(_I64)
             k8.add_incoming(i64(0), outer)
             acc_i = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
-            for i in range(MI):
-                for j in range(NJ):
-                    acc_i[i][j].add_incoming(acc_o[i][j], outer)
+            _incoming(acc_i, acc_o, outer)
             ka = builder.add(a_t, k8)
             kb = builder.add(b_t, k8)
 
@@ -897,9 +898,7 @@ def _make_nt_tile(MI, NJ):
             v1 = builder.add(v, i64(1))
             v.add_incoming(v1, inner)
             k8.add_incoming(builder.add(k8, i64(8)), inner)
-            for i in range(MI):
-                for j in range(NJ):
-                    acc_i[i][j].add_incoming(new[i][j], inner)
+            _incoming(acc_i, new, inner)
             builder.cbranch(builder.icmp_signed("<", v1, nv_), inner, latch)
 
             builder.position_at_end(latch)
@@ -907,9 +906,7 @@ def _make_nt_tile(MI, NJ):
             t.add_incoming(t1, latch)
             a_t.add_incoming(builder.add(a_t, sat_), latch)
             b_t.add_incoming(builder.add(b_t, sbt_), latch)
-            for i in range(MI):
-                for j in range(NJ):
-                    acc_o[i][j].add_incoming(new[i][j], latch)
+            _incoming(acc_o, new, latch)
             builder.cbranch(builder.icmp_signed("<", t1, T_), outer, done)
 
             builder.position_at_end(done)
@@ -1207,60 +1204,6 @@ def _nt_f64(A, B, C, acc):
                 for k in range(K):
                     s += A[t, i, k] * B[t, j, k]
             C[i, j] = s
-
-
-def _nt_f64_impl(A, B, C, acc):
-    _nt_f64(A, B, C, acc)
-
-
-@intrinsic
-def gemm_nt_steps(typingctx, A, B, C, acc):
-    """``C (M, N) (+)= sum_t A[t] @ B[t].T`` for ``A (T, M, K)`` and ``B (T, N, K)`` with
-    unit stride along ``K`` (the batch, in the batch-as-vector layout: the weight and bias
-    gradients). float32: ``K`` must be a multiple of 8 (the register tiles of ``_snt_c``);
-    float64: loops. Compiled code only."""
-    if not (isinstance(A, types.Array) and isinstance(B, types.Array)
-            and isinstance(C, types.Array) and A.ndim == 3 and B.ndim == 3 and C.ndim == 2
-            and A.dtype in (types.float32, types.float64)
-            and B.dtype == A.dtype and C.dtype == A.dtype
-            and isinstance(acc, (types.Boolean, types.Integer))):  # fmt: skip
-        return None
-    sig = types.void(A, B, C, acc)
-
-    def codegen(context, builder, signature, args):
-        if signature.args[0].dtype == types.float64:
-            return context.compile_internal(builder, _nt_f64_impl, signature, args)
-        a, b, c = (context.make_array(t)(context, builder, v)
-                   for t, v in zip(signature.args[:3], args[:3], strict=True))  # fmt: skip
-        four = ir.Constant(_I64, 4)
-
-        def addr(arr):
-            return builder.ptrtoint(arr.data, _I64)
-
-        def stride(arr, i):
-            return builder.sdiv(builder.extract_value(arr.strides, i), four)
-
-        def dim(arr, i):
-            return builder.extract_value(arr.shape, i)
-
-        nv = builder.ashr(dim(a, 2), ir.Constant(_I64, 3))
-        flag = context.cast(builder, args[3], signature.args[3], types.int64)
-        _emit_slot_call(builder, _SLOT_SNT, [addr(a), stride(a, 1), stride(a, 0), addr(b),
-                                             stride(b, 1), stride(b, 0), addr(c),
-                                             stride(c, 0), dim(a, 1), dim(b, 1), dim(a, 0),
-                                             nv, flag])  # fmt: skip
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@njit(**NJIT_OPTIONS)
-def _colsum(A, out):
-    # Sum in the array's dtype, row by row: a fixed order, so the result is deterministic.
-    out[:] = 0.0
-    for k in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            out[j] += A[k, j]
 
 
 # --------------------------------------------------------------------------------------
@@ -1607,7 +1550,7 @@ def _mm(typingctx, P, Q, lo, hi, backward, X, C, acc):
         p, pdim, _ = _struct(context, builder, signature, args, 0)
         q, qdim, _ = _struct(context, builder, signature, args, 1)
         x, xdim, _ = _struct(context, builder, signature, args, 5)
-        c, cdim, _ = _struct(context, builder, signature, args, 6)
+        c = _struct(context, builder, signature, args, 6)[0]
         lo_, hi_, bwd_, acc_ = args[2], args[3], args[4], args[7]
         four = ir.Constant(_I64, 4)
         one = ir.Constant(_I64, 1)
@@ -1716,7 +1659,7 @@ def _grad_steps_f64_impl(A, B, lo, hi, C):
     if A.shape[2] == 1:
         gemm(A[:, :, 0].T, Bs[:, :, 0], C, False)
     else:
-        gemm_nt_steps(A, Bs, C, False)
+        _nt_f64(A, Bs, C, False)
 
 
 @intrinsic
