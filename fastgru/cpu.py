@@ -1207,7 +1207,7 @@ def _nt_f64(A, B, C, acc):
 
 
 # --------------------------------------------------------------------------------------
-# Elementwise parts of a step, on (B, H) blocks: float32 vector kernels, float64 loops
+# Elementwise parts of a step, on (H, Bv) blocks: float32 vector kernels, float64 loops
 # --------------------------------------------------------------------------------------
 @njit(**NJIT_OPTIONS)
 def _fwd_seed1_f64(R, Z, h, aux):
@@ -2096,7 +2096,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov, scale):
 def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delta,
             X_a, N, T, F, y_a, O, order_a, n_order, s, B, p, P, inv,
             ws_a, ws_size, wpack_a, wpack_size, grad_a, out_a, backward, proto):  # fmt: skip
-    """Part ``p`` of ``P`` of the batch ``order[s:s + B]``: gather it time-major into the
+    """Part ``p`` of ``P`` of the batch ``order[s:s + B]``: gather it (batch-as-vector) into the
     start of ``ws``, then loss and gradient (``_part_loss_grad``). Returns the loss.
 
     With ``backward`` 0 (prediction while the prediction kernels are still being compiled
@@ -2400,7 +2400,7 @@ def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
 
     ``X (N, T, F)`` and ``y (N, O)`` are sample-major, C-contiguous, of ``theta``'s dtype;
     ``order`` int64. Each batch is split into ``P = ws.shape[0]`` row slices run in parallel
-    (``prange``); slice ``p`` is gathered time-major into ``ws[p]`` (``part_workspace_size``
+    (``prange``); slice ``p`` is gathered (batch-as-vector) into ``ws[p]`` (``part_workspace_size``
     long) and its gradient written to ``grads[p]``; the slices are summed in the order
     ``0, 1, ..., P-1``. ``wpack`` (``pack_size``) receives the packed weights once per
     batch; ``part_loss`` is float64 of length ``P``. ``step`` is a one-element int64 array,
