@@ -529,9 +529,7 @@ def _make_tile(MR, NV):
                 bo = builder.phi(_I64)
                 bo.add_incoming(ir.Constant(_I64, 0), pre)
                 accs = [[builder.phi(_V8) for _v in range(NV)] for _r in range(MR)]
-                for row in accs:
-                    for p in row:
-                        p.add_incoming(zero, pre)
+                _incoming(accs, [[zero] * NV] * MR, pre)
                 bv = []
                 for v in range(NV):
                     ptr = builder.gep(bp, [builder.add(bo, ir.Constant(_I64, 8 * v))])
@@ -873,9 +871,7 @@ def _make_nt_tile(MI, NJ):
             b_t = builder.phi(_I64)
             b_t.add_incoming(i64(0), pre)
             acc_o = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
-            for row in acc_o:
-                for p in row:
-                    p.add_incoming(zero, pre)
+            _incoming(acc_o, [[zero] * NJ] * MI, pre)
             builder.branch(inner)
 
             builder.position_at_end(inner)
@@ -911,10 +907,8 @@ def _make_nt_tile(MI, NJ):
 
             builder.position_at_end(done)
             fin = [[builder.phi(_V8) for _j in range(NJ)] for _i in range(MI)]
-            for i in range(MI):
-                for j in range(NJ):
-                    fin[i][j].add_incoming(zero, pre)
-                    fin[i][j].add_incoming(new[i][j], latch)
+            _incoming(fin, [[zero] * NJ] * MI, pre)
+            _incoming(fin, new, latch)
             doacc = builder.icmp_signed("!=", acc_, i64(0))
             for i in range(MI):
                 for j in range(NJ):
@@ -942,15 +936,15 @@ def _make_nt_tile(MI, NJ):
 _nt4_3, _nt4_1, _nt1_3, _nt1_1 = (_make_nt_tile(4, 3), _make_nt_tile(4, 1),
                                   _make_nt_tile(1, 3), _make_nt_tile(1, 1))  # fmt: skip
 #: Steps of the summed products per pass over ``C`` (``_snt_c``): the operands' rows of
-#: one pass stay in L2 (12 steps: 76 GFLOP/s for the seed network's 50 x 150 gradient at
-#: 16 columns, 71 at 24 steps, 55 at 100).
+#: one pass stay in L2 (the seed network's 48 x 150 gradient at 16 columns, tiles alone:
+#: 76 GFLOP/s at 12 steps, 71 at 24, 55 at 50; 12-24 equal through ``_snt_c``).
 NT_STEPS = 12
 
 
 @njit(inline="always", **NJIT_OPTIONS)
 def _nt_pass(a0, sai, sat, b0, sbj, sbt, c0, ldc, M, N, T, nv, acc):
-    # Inlined where the row strides and the vectors per step are constants: with them as
-    # variables LLVM compiled the k loops of the tiles at ~40% of the speed.
+    # Inlined where the vectors per step are a constant (``_snt_c``): with them a variable
+    # LLVM compiled the tiles' loops at ~45% of the speed.
     t0 = 0
     while True:
         tt = max(min(NT_STEPS, T - t0), 0)
@@ -1128,32 +1122,37 @@ def _gemm_typer(A, B, C, last, has_bias):
     return types.void(A, B, C, last)
 
 
+def _struct(context, builder, signature, args, i):
+    """Argument ``i`` (a float32 array): its address, and ``dim(k)``, ``stride(k)`` (in
+    elements; never negative here) as IR values."""
+    arr = context.make_array(signature.args[i])(context, builder, args[i])
+    four = ir.Constant(_I64, 4)
+
+    def dim(k):
+        return builder.extract_value(arr.shape, k)
+
+    def stride(k):  # in elements
+        return builder.sdiv(builder.extract_value(arr.strides, k), four)
+
+    return builder.ptrtoint(arr.data, _I64), dim, stride
+
+
 def _gemm_codegen(has_bias, f64_impl):
     def codegen(context, builder, signature, args):
         if signature.args[0].dtype == types.float64:
             return context.compile_internal(builder, f64_impl, signature, args)
-        A, B, C = (context.make_array(t)(context, builder, v)
-                   for t, v in zip(signature.args[:3], args[:3], strict=True))  # fmt: skip
-        four = ir.Constant(_I64, 4)
-
-        def addr(arr):
-            return builder.ptrtoint(arr.data, _I64)
-
-        def stride(arr, i):  # in elements (strides are never negative here)
-            return builder.sdiv(builder.extract_value(arr.strides, i), four)
-
-        def dim(arr, i):
-            return builder.extract_value(arr.shape, i)
-
+        a, adim, astride = _struct(context, builder, signature, args, 0)
+        b, _, bstride = _struct(context, builder, signature, args, 1)
+        c, cdim, cstride = _struct(context, builder, signature, args, 2)
         if has_bias:
-            bias = addr(context.make_array(signature.args[3])(context, builder, args[3]))
+            bias = _struct(context, builder, signature, args, 3)[0]
             acc = ir.Constant(_I64, 0)
         else:
             bias = ir.Constant(_I64, 0)
             acc = context.cast(builder, args[3], signature.args[3], types.int64)
-        _emit_slot_call(builder, _SLOT_SGEMM, [addr(A), stride(A, 0), stride(A, 1), addr(B),
-                                               stride(B, 0), addr(C), stride(C, 0), bias,
-                                               dim(A, 0), dim(C, 1), dim(A, 1), acc])  # fmt: skip
+        _emit_slot_call(builder, _SLOT_SGEMM, [a, astride(0), astride(1), b, bstride(0), c,
+                                               cstride(0), bias, adim(0), cdim(1), adim(1),
+                                               acc])  # fmt: skip
         return context.get_dummy_value()
 
     return codegen
@@ -1513,19 +1512,6 @@ def _mm_f64_impl(P, Q, lo, hi, backward, X, C, acc):
         gemm(_view(X, 0, (1, X.shape[0])), AT, _view(C, 0, (1, C.shape[0])), acc != 0)
     else:
         gemm(A, X, C, acc != 0)
-
-
-def _struct(context, builder, signature, args, i):
-    arr = context.make_array(signature.args[i])(context, builder, args[i])
-    four = ir.Constant(_I64, 4)
-
-    def dim(k):
-        return builder.extract_value(arr.shape, k)
-
-    def stride(k):  # in elements
-        return builder.sdiv(builder.extract_value(arr.strides, k), four)
-
-    return builder.ptrtoint(arr.data, _I64), dim, stride
 
 
 @intrinsic
@@ -1933,7 +1919,7 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, B, yb, loss_kind, delt
     (batch-as-vector layout, zeros in the padding columns), ``yb (B, O)``, and its gradient
     with respect to ``theta`` (written into ``grad``). ``wpack`` holds the packed weights
     and their transposes; ``ws`` is this part's work buffer, with the inputs (``Xb``,
-    ``yb``, the ones) at its start. Without ``backward``: the forward pass only, its head
+    ``yb``, the ones it fills) at its start. Without ``backward``: the forward pass only, its head
     output into ``out[r0:r0 + B]`` (what ``predict_rows`` computes, by the same code: the
     same bits), and 0.0 returned."""
     T, F0, Bv = Xb.shape
@@ -1953,6 +1939,7 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, B, yb, loss_kind, delt
     yhat = _view(ws, off, (B, O))
     dyhat = _view(ws, off + Bv * O, (B, O))
     ONES = _view(ws, T * Bv * F0 + Bv * O, (T, 1, Bv))
+    ONES[:] = 1.0
     # Only the last step of the top layer feeds the head: dY of the top layer is zero but
     # for its last step.
     dY_top = _layer_views(ws, layout, T, Bv, F0, O, L - 1)[4]
@@ -1981,10 +1968,9 @@ def _part_loss_grad(theta, layout, head, reset_after, Xb, B, yb, loss_kind, delt
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def _gather(X, order, n_order, r0, B, Bv, xb, ONES):
+def _gather(X, order, n_order, r0, B, Bv, xb):
     """Sequences ``order[r0:r0 + B]`` of ``X (N, T, F)`` (rows ``r0...`` when ``n_order``
-    is 0) into the batch-as-vector ``xb (T, F, Bv)``, zeros in the padding columns; the
-    ones the bias gradients multiply by into ``ONES`` (when it has elements)."""
+    is 0) into the batch-as-vector ``xb (T, F, Bv)``, zeros in the padding columns."""
     T = xb.shape[0]
     F = xb.shape[1]
     for t in range(T):
@@ -1996,8 +1982,6 @@ def _gather(X, order, n_order, r0, B, Bv, xb, ONES):
         for t in range(T):
             for f in range(F):
                 xb[t, f, i] = X[q, t, f]
-    for k in range(ONES.shape[0]):
-        ONES[k] = 1.0
 
 
 @njit(**NJIT_OPTIONS)
@@ -2022,8 +2006,6 @@ def network_loss_grad(theta, layout, head, reset_after, Xb, yb, loss_kind, delta
     for i in range(B):
         for o in range(O):
             yv[i, o] = yb[i, o]
-    ones = _view(part, T * Bv * F + Bv * O, T * Bv)
-    ones[:] = 1.0
     return _part_loss_grad(theta, layout, head, reset_after, xb, B, yv, loss_kind, delta,
                            1.0 / (B * O), part, wpack, grad, True, yv, 0)  # fmt: skip
 
@@ -2123,8 +2105,7 @@ def _part_c(theta_a, n_params, layout_a, L, head_a, reset_after, loss_kind, delt
     Bv = padded_width(Bp)
     xb = _view(ws, 0, (T, F, Bv))
     yb = _view(ws, T * Bv * F, (Bp, O))
-    _gather(X, order, n_order, r0, Bp, Bv, xb,
-            _view(ws, T * Bv * F + Bv * O, T * Bv if backward != 0 else 0))  # fmt: skip
+    _gather(X, order, n_order, r0, Bp, Bv, xb)
     if backward != 0:
         for i in range(Bp):
             q = order[r0 + i] if n_order > 0 else r0 + i
@@ -2445,7 +2426,7 @@ def predict_rows(theta, layout, head, reset_after, X, r0, r1, wpack, ws, out):
     for l in range(L):
         Hmax = max(Hmax, layout[l, H_])
     xb = _view(ws, 0, (T, F0, Bv))
-    _gather(X, _NO_ORDER, 0, r0, B, Bv, xb, _view(ws, 0, 0))
+    _gather(X, _NO_ORDER, 0, r0, B, Bv, xb)
     off = T * Bv * F0
     SH = (T + 1) * Bv * Hmax
     seqs = _view(ws, off, 2 * SH)

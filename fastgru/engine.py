@@ -317,8 +317,11 @@ def _pack_size(layout):
 
 def _part_ws_size(layout, head, T, B):
     # As cpu.part_workspace_size; in Python, so that a cold first fit compiles two kernels
-    # fewer before the training entry point (~0.5 s).
-    Bv = _padded_width(B)
+    # fewer before the training entry point (~0.5 s). (padded_width's Python function: the
+    # same code, not compiled.)
+    from . import cpu
+
+    Bv = cpu.padded_width.py_func(B)
     total = T * Bv * int(layout[0, 0]) + 3 * Bv * int(head[1]) + T * Bv + _GUARD
     for H in layout[:, 1].tolist():
         total += (T + 1) * Bv * H + 6 * T * Bv * H + 2 * Bv * H
@@ -326,14 +329,11 @@ def _part_ws_size(layout, head, T, B):
 
 
 def _predict_ws_size(layout, T, B):
+    from . import cpu
+
     Hmax = int(layout[:, 1].max())
-    Bv = _padded_width(B)
+    Bv = cpu.padded_width.py_func(B)
     return int(T * Bv * layout[0, 0] + 2 * (T + 1) * Bv * Hmax + 4 * T * Bv * Hmax) + _GUARD
-
-
-def _padded_width(B):
-    # As cpu.padded_width: the batch rounded up to whole 8-lane vectors, but 1 for one.
-    return B if B <= 1 else (B + 7) // 8 * 8
 
 
 _GUARD = 16
