@@ -33,7 +33,9 @@ GEMM_KC = 64
 #: network, against ~0.42 ms for one sequence (the matrix-vector path). So a batch of up
 #: to 4 sequences per thread trains fastest as parts of one sequence (batch 4: 0.84 ms a
 #: batch on two threads against 2.3 ms as two parts of 2; batch 8: 1.7 ms against 2.3).
-#: The seed batch of 32 gives 2 parts of 16.
+#: The seed batch of 32 gives 2 parts of 16. Prediction splits the same way: up to 4
+#: windows per thread go one at a time (8 windows of the seed network: ~0.6 ms on one
+#: thread against ~0.8 ms as a chunk, which pads to 8 whatever its size).
 MIN_PART_ROWS = 4
 
 #: Most sequences per part: a larger batch is split into more parts than threads (whole

@@ -256,12 +256,15 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
     """Head output ``(N, n_outputs)`` of the network for ``X (N, T, F)`` on the CPU.
 
     ``chunk`` sequences go through the network together (default: ``N`` shared evenly by
-    the workers, at most ``config.PREDICT_CHUNK``); with more than one chunk they are
-    spread over ``n_workers`` threads (default ``numba.get_num_threads()``), each with its
-    own work buffer. Every row is computed by the same code whatever the number of
+    the workers, at most ``config.PREDICT_CHUNK``, or one sequence at a time when that is
+    at most ``config.MIN_PART_ROWS`` sequences per worker); with more than one chunk they
+    are spread over ``n_workers`` threads (default ``numba.get_num_threads()``), each with
+    its own work buffer. Every row is computed by the same code whatever the number of
     workers for a given ``chunk``, so the output does not depend on ``n_workers`` then.
     (An even share, not chunks of 32: 16 windows take 1.4 ms on two threads instead of
-    2.3 ms on one.)
+    2.3 ms on one. One at a time for a few: a chunk of 2-8 sequences computes a whole
+    vector of 8, ~0.8 ms for the seed network, against ~0.15 ms for one sequence, the
+    matrix-vector path; as for training parts, ``engine.default_parts``.)
     """
     from . import cpu
 
@@ -276,7 +279,8 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
 
         n_workers = numba.get_num_threads()
     if not chunk:  # None (or 0, which meant the default before)
-        chunk = min(config.PREDICT_CHUNK, -(-n // max(1, int(n_workers or 1))))
+        share = -(-n // max(1, int(n_workers or 1)))
+        chunk = 1 if share <= config.MIN_PART_ROWS else min(config.PREDICT_CHUNK, share)
     chunk = int(min(chunk, n))
     n_chunks = -(-n // chunk)
     P = max(1, min(int(n_workers or 1), n_chunks))

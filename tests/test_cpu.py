@@ -592,3 +592,50 @@ def test_small_predictions_are_shared_evenly_by_the_workers(monkeypatch):
     monkeypatch.setattr(numba, "get_num_threads", no_asking)
     one = predict_cpu(spec, theta, X[:1])
     assert one.shape == (1, 1) and np.isfinite(one).all()
+
+
+@pytest.mark.parametrize("reset_after", [False, True])
+def test_kept_work_buffers_hold_nothing_that_reaches_a_result(reset_after):
+    """``predict_cpu`` reuses its small work arrays between calls without zeroing them:
+    filled with NaN in between, they give the same rows, for one window, a few, and
+    chunks."""
+    from fastgru import engine
+
+    spec = NetworkSpec(n_features=2, units=(6, 5), n_outputs=2, reset_after=reset_after)
+    theta = init_params(spec, np.random.default_rng(12))
+    X = np.random.default_rng(13).standard_normal((40, 9, 2)).astype(np.float32)
+    for n in (1, 3, 16, 40):
+        ref = predict_cpu(spec, theta, X[:n])
+        kept = [a for (_, s), a in engine._scratch.arrays.items() if s == spec]
+        assert len(kept) == 2  # the packed weights and the work buffer
+        for arr in kept:
+            arr[:] = np.nan
+        np.testing.assert_array_equal(predict_cpu(spec, theta, X[:n]), ref)
+        assert np.isfinite(ref).all()
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_a_few_windows_are_predicted_one_at_a_time(monkeypatch, n):
+    """Up to ``MIN_PART_ROWS`` windows per worker go through the network one at a time (a
+    chunk of 2-8 would compute a whole padded vector of 8): the rows of each window
+    predicted alone, bit for bit. More per worker: even chunks again (other products,
+    the same values to rounding)."""
+    import numba
+
+    spec = NetworkSpec(n_features=2, units=(6, 5), n_outputs=1)
+    theta = init_params(spec, np.random.default_rng(10))
+    X = np.random.default_rng(11).standard_normal((n, 9, 2)).astype(np.float32)
+    alone = np.concatenate([predict_cpu(spec, theta, X[i : i + 1]) for i in range(n)])
+    seen = []
+    real = cpu.predict
+    monkeypatch.setattr(cpu, "predict", lambda *a: seen.append(a[5]) or real(*a))
+    for threads in (1, 2):
+        monkeypatch.setattr(numba, "get_num_threads", lambda threads=threads: threads)
+        out = predict_cpu(spec, theta, X)
+        share = -(-n // threads)
+        if share <= 4:
+            assert seen[-1] == 1
+            np.testing.assert_array_equal(out, alone)
+        else:
+            assert seen[-1] == share
+            np.testing.assert_allclose(out, alone, rtol=1e-5, atol=1e-6)
