@@ -100,10 +100,14 @@ def _atomic_write(path, write):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         fail(f"cannot write {path}: folder {folder} does not exist")
+    from .io import replacement_mode
+
+    mode = replacement_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

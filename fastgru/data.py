@@ -8,6 +8,10 @@ import pandas as pd
 FILL_METHODS = ("ffill", "interpolate", "drop")
 SCALERS = ("minmax", "standard", "none")
 _DATE_NAMES = ("date", "ds", "datetime", "timestamp", "time")
+#: Texts that mean "no value" (compared stripped and lower-cased), as pandas reads them.
+_MISSING_TEXTS = frozenset(("", "na", "n/a", "nan", "-nan", "null", "none", "<na>", "#n/a",
+                            "#na", "nat", "-1.#ind", "1.#qnan", "-1.#qnan", "1.#ind",
+                            "#n/a n/a"))  # fmt: skip
 
 
 class DataError(ValueError):
@@ -160,7 +164,11 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     for j, c in enumerate(columns):
         raw = df[c]
         num = pd.to_numeric(raw, errors="coerce")
-        bad = np.flatnonzero(num.isna().to_numpy() & raw.notna().to_numpy())
+        given = raw.notna().to_numpy()
+        if not pd.api.types.is_numeric_dtype(raw):  # "NA", "null": missing, not bad values
+            text = raw.astype(str).str.strip().str.lower()
+            given = given & ~text.isin(_MISSING_TEXTS).to_numpy()
+        bad = np.flatnonzero(num.isna().to_numpy() & given)
         if len(bad):
             r = bad[0]
             raise DataError(f"column {c!r} has a non-numeric value {raw.iloc[r]!r} at row {r + 1}"

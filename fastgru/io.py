@@ -19,6 +19,7 @@ leaves a partly written model.
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -34,6 +35,26 @@ _PREFIX = struct.Struct("<8sIQ")
 class ModelFileError(ValueError):
     """A model file that cannot be read: not a fastgru file, truncated, corrupted or from an
     incompatible version. The message names which."""
+
+
+def replacement_mode(path):
+    """Permission bits for a file about to be moved over ``path``: those of the file it
+    replaces, else what the process's umask gives a new file (``tempfile.mkstemp`` makes
+    its files readable by their owner only)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    try:  # Linux: read the umask without changing it (os.umask would, for every thread)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_model(path, kind, metadata, arrays):
@@ -77,8 +98,10 @@ def write_model(path, kind, metadata, arrays):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
+    mode = replacement_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()

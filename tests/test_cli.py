@@ -380,6 +380,20 @@ def test_forecast_fill_option(ws, monkeypatch):
     assert len(result.stdout.splitlines()) == 5
 
 
+def test_forecast_csv_gets_the_umask_permissions(ws, monkeypatch):
+    import os
+
+    monkeypatch.chdir(ws)
+    old = os.umask(0o022)
+    try:
+        result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
+                                     "--out", "perm.csv"])  # fmt: skip
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert (ws / "perm.csv").stat().st_mode & 0o777 == 0o644
+
+
 def test_evaluate_refit_every(ws, monkeypatch):
     monkeypatch.chdir(ws)
     result = runner.invoke(app, ["evaluate", "good.csv", "--target", "Temp", "--test-size", "0.05",

@@ -411,6 +411,24 @@ def test_missing_values_error_names_rows():
         prepare_frame(many)
 
 
+def test_missing_value_texts_in_a_csv_are_missing_values(tmp_path):
+    """Texts such as "NA", "NaN", "null" (as pandas reads them) are missing values, which --fill can
+    fill, not non-numeric ones; a real non-number is still reported as such."""
+    from fastgru.data import read_csv
+
+    path = tmp_path / "na.csv"
+    path.write_text("Date,v\n2020-01-01,1\n2020-01-02,NA\n2020-01-03, null \n2020-01-04,NaN\n"
+                    "2020-01-05,#N/A\n2020-01-06,6\n")  # fmt: skip
+    with pytest.raises(DataError, match=r"missing values at rows 2 \(2020-01-02\), 3 .*, 5 "
+                       r"\(2020-01-05\); fill them"):  # fmt: skip
+        prepare_frame(read_csv(path))
+    np.testing.assert_array_equal(prepare_frame(read_csv(path), fill="ffill")[1][:, 0],
+                                  [1, 1, 1, 1, 1, 6])  # fmt: skip
+    path.write_text("Date,v\n2020-01-01,1\n2020-01-02,n.a.\n")
+    with pytest.raises(DataError, match=r"non-numeric value 'n.a.' at row 2"):
+        prepare_frame(read_csv(path))
+
+
 def test_fill_ffill_interpolate_drop():
     dates, vals, cols = prepare_frame(gap_frame(), fill="ffill")
     assert cols == ["v"] and len(dates) == 8

@@ -96,6 +96,23 @@ def test_write_model_rejects_other_dtypes(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_new_files_get_the_umask_permissions(regressor, tmp_path, umask):
+    """Written through a private temporary file (0600), a new model file still gets the
+    permissions any new file gets; a replaced file keeps its own."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        regressor.save(tmp_path / "m.fgru")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.fgru").stat().st_mode & 0o777 == 0o666 & ~umask
+    (tmp_path / "m.fgru").chmod(0o640)
+    regressor.save(tmp_path / "m.fgru")
+    assert (tmp_path / "m.fgru").stat().st_mode & 0o777 == 0o640
+
+
 # ------------------------------------------------------------------ unreadable files
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file .*nope.fgru does not exist"):
