@@ -280,6 +280,10 @@ def evaluate(
         typer.echo(f"Backtest: {n} forecast origins, horizon {fc.horizon}, seasonal period "
                    f"{fc.season_length_}")  # fmt: skip
         typer.echo(metrics.to_string(float_format=lambda v: f"{v:.4f}"))
+        scored = int(metrics.loc["seasonal_naive", "origins"])
+        if scored < n:
+            typer.echo(f"(seasonal_naive is scored on the {scored} origins with a value one "
+                       "season earlier)")  # fmt: skip
 
 
 @app.command()

@@ -2,6 +2,8 @@
 frequency of a series, scaling and forecast metrics. Pure pandas and NumPy (no
 scikit-learn, no Numba), so that serving a saved model imports neither."""
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -34,8 +36,6 @@ def read_csv(path, date_col=None):
     pandas.DataFrame
         The raw table (checked and converted later by :func:`prepare_frame`).
     """
-    import os
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"file {path} does not exist")
     if os.path.isdir(path):
@@ -99,9 +99,10 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
 
     Parameters
     ----------
-    data : pandas.Series or pandas.DataFrame
+    data : pandas.Series, pandas.DataFrame, str or path
         Indexed by dates, or a DataFrame with a date column (``date_col``, or one found by
-        dtype or by name: Date, ds, datetime, timestamp, time).
+        dtype or by name: Date, ds, datetime, timestamp, time); a path is read with
+        :func:`read_csv`.
     target : str, optional
         Column to forecast; by default the only numeric non-date column.
     features : sequence of str, optional
@@ -124,14 +125,17 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     """
     if fill is not None and fill not in FILL_METHODS:
         raise DataError(f"fill must be one of {', '.join(FILL_METHODS)} or None, got {fill!r}")
+    if isinstance(data, (str, os.PathLike)):
+        data = read_csv(data, date_col)
     if isinstance(data, pd.Series):
         name = data.name if data.name is not None else "value"
         if target is not None and target != name:
             raise DataError(f"the series is named {name!r}, not {target!r}")
         data = data.to_frame(name=name)
     if not isinstance(data, pd.DataFrame):
-        raise DataError(f"expected a pandas Series or DataFrame indexed by dates (or with a "
-                        f"date column), got {type(data).__name__}")  # fmt: skip
+        raise DataError("expected a pandas Series or DataFrame indexed by dates (or with a "
+                        "date column), or the path of a CSV file, got "
+                        f"{type(data).__name__}")  # fmt: skip
     df = data
     dcol = _find_date_column(df, date_col)
     if dcol is not None:

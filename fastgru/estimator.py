@@ -103,7 +103,8 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         Shuffle the samples every epoch.
     random_state : int, numpy.random.Generator or None, default=None
         Seeds the initial weights and the shuffles. An int gives bit-identical predictions
-        on the CPU from one fit to the next.
+        on the CPU from one fit to the next with the same number of Numba threads (each
+        batch is split across them, and the parts' gradients are summed in a fixed order).
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train and predict. ``"auto"`` uses an NVIDIA GPU when CUDA is usable and
         the CPU otherwise; ``"cuda"`` raises an error that names why CUDA is not usable.

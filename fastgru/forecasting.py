@@ -153,7 +153,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
 
         Parameters
         ----------
-        data : pandas.Series or pandas.DataFrame
+        data : pandas.Series, pandas.DataFrame, or the path of a CSV file
             Indexed by dates or with a date column; see :func:`prepare_frame`.
 
         Returns
@@ -187,7 +187,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         ----------
         steps : int, optional
             How many future steps; default ``horizon``.
-        data : pandas.Series or DataFrame, optional
+        data : pandas.Series, DataFrame or CSV path, optional
             Recent history to forecast from (its last ``window`` rows, with the same columns
             as in ``fit``); by default the end of the training data.
         future : pandas.DataFrame, optional
@@ -213,7 +213,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
 
         Parameters
         ----------
-        data : pandas.Series or DataFrame
+        data : pandas.Series, DataFrame or CSV path
         test_size : float in (0, 1) or int, default=0.1
             Fraction or number of final rows to forecast.
         refit_every : int, optional
@@ -222,7 +222,11 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         -------
         pandas.DataFrame
             Rows ``model``, ``naive``, ``seasonal_naive``; columns ``MAE``, ``RMSE``,
-            ``MAPE`` (percent). The forecasts themselves are in ``backtest_predictions_``.
+            ``MAPE`` (percent) and ``origins``, the number of forecast origins scored: all of
+            the test period's, but for the seasonal baseline, which has no forecast from an
+            origin less than a season after the start of the data (its scores are then on
+            fewer origins, and NaN on none). The forecasts themselves are in
+            ``backtest_predictions_``.
         """
         self._check_params()
         dates, values, columns = self._prepare(data)
@@ -265,12 +269,18 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         for h in range(1, H + 1):
             idx = origins - 1 + h - m * ((h - 1) // m + 1)
             seasonal[:, h - 1] = np.where(idx >= 0, target[np.maximum(idx, 0)], np.nan)
+        # The seasonal baseline has no forecast from origins less than a season into the
+        # data: it is scored on the others, and the table says on how many.
         ok = ~np.isnan(seasonal).any(axis=1)
         no_season = dict.fromkeys(("MAE", "RMSE", "MAPE"), float("nan"))
+        n_origins = len(origins)
         rows = {
-            "model": forecast_metrics(actual, model_pred),
-            "naive": forecast_metrics(actual, naive),
-            "seasonal_naive": forecast_metrics(actual[ok], seasonal[ok]) if ok.any() else no_season,
+            "model": {**forecast_metrics(actual, model_pred), "origins": n_origins},
+            "naive": {**forecast_metrics(actual, naive), "origins": n_origins},
+            "seasonal_naive": {
+                **(forecast_metrics(actual[ok], seasonal[ok]) if ok.any() else no_season),
+                "origins": int(ok.sum()),
+            },
         }
         self.backtest_predictions_ = pd.DataFrame(
             {"origin": np.repeat(dates[origins - 1], H), "step": np.tile(np.arange(1, H + 1),
@@ -278,7 +288,8 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
              "naive": naive.ravel(), "seasonal_naive": seasonal.ravel()}
         )  # fmt: skip
         self.season_length_ = m
-        return pd.DataFrame(rows).T[["MAE", "RMSE", "MAPE"]]
+        table = pd.DataFrame(rows).T[["MAE", "RMSE", "MAPE", "origins"]]
+        return table.astype({"MAE": float, "RMSE": float, "MAPE": float, "origins": int})
 
     # ------------------------------------------------------------------ files
     def save(self, path):

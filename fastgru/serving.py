@@ -62,7 +62,8 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
         if future is None:
             raise DataError(f"forecasting {steps} steps past a horizon of {model.horizon} "
                             f"needs future values of {', '.join(columns[1:])}: pass "
-                            "future=DataFrame with those columns")  # fmt: skip
+                            "future=DataFrame with those columns, or forecast at most "
+                            f"{model.horizon} steps (--steps)")  # fmt: skip
         fut = np.zeros((steps, len(columns)))
         for j, c in enumerate(columns[1:], start=1):
             if c not in future:

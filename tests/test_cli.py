@@ -343,7 +343,8 @@ def test_train_forecast_evaluate(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "Backtest: 12 forecast origins, horizon 1, seasonal period 7"
-    assert lines[1].split() == ["MAE", "RMSE", "MAPE"]
+    assert lines[1].split() == ["MAE", "RMSE", "MAPE", "origins"]
+    assert [ln.split()[-1] for ln in lines[2:]] == ["12", "12", "12"]
     assert [ln.split()[0] for ln in lines[2:]] == ["model", "naive", "seasonal_naive"]
     y = df["Temp"].to_numpy()
     naive_mae = np.mean(np.abs(y[-12:] - y[-13:-1]))

@@ -53,6 +53,23 @@ def fitted_feat(df):
     return GRUForecaster(target="Temp", features=["Hum"], horizon=2, **TINY).fit(df)
 
 
+def test_a_csv_path_works_wherever_a_frame_does(df, fitted, tmp_path):
+    """fit, predict(data=...) and backtest take the path of a CSV (str or Path) as they
+    take the frame it holds: the same forecasts."""
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    from_path = GRUForecaster(target="Temp", horizon=1, **TINY).fit(str(path))
+    pd.testing.assert_series_equal(from_path.predict(steps=3), fitted.predict(steps=3),
+                                   rtol=1e-6)  # fmt: skip
+    pd.testing.assert_series_equal(fitted.predict(steps=2, data=path),
+                                   fitted.predict(steps=2, data=df))  # fmt: skip
+    small = GRUForecaster(target="Temp", **{**TINY, "window": 5})
+    pd.testing.assert_frame_equal(small.backtest(path, test_size=5),
+                                  small.backtest(df, test_size=5))  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="missing.csv does not exist"):
+        GRUForecaster(target="Temp", **TINY).fit(tmp_path / "missing.csv")
+
+
 def manual_predict(fc, hist):
     """One direct forecast from a window in original units, computed outside predict()."""
     scaled = (hist - fc.scale_offset_) / fc.scale_
@@ -195,7 +212,8 @@ def test_features_are_inputs(df, fitted_feat):
 def test_features_need_future_values(fitted_feat):
     fc = fitted_feat
     with pytest.raises(DataError, match=r"forecasting 5 steps past a horizon of 2 needs future "
-                       r"values of Hum: pass future=DataFrame"):  # fmt: skip
+                       r"values of Hum: pass future=DataFrame with those columns, or forecast "
+                       r"at most 2 steps \(--steps\)"):  # fmt: skip
         fc.predict(steps=5)
     with pytest.raises(DataError, match="future has no column 'Hum'"):
         fc.predict(steps=5, future=pd.DataFrame({"Other": np.zeros(5)}))
@@ -264,7 +282,8 @@ def tiny_backtest():
 def test_backtest_baselines_by_hand(tiny_backtest):
     fc, metrics = tiny_backtest
     assert list(metrics.index) == ["model", "naive", "seasonal_naive"]
-    assert list(metrics.columns) == ["MAE", "RMSE", "MAPE"]
+    assert list(metrics.columns) == ["MAE", "RMSE", "MAPE", "origins"]
+    assert metrics["origins"].tolist() == [3, 3, 3]
     # n = 12, test_size 4 -> origins 8, 9, 10 (first forecast row), horizon 2.
     # naive: the last value before the origin (29, 37, 46) for both steps.
     # actual: (37, 46), (46, 56), (56, 67) -> errors 8, 17, 9, 19, 10, 21
@@ -289,7 +308,7 @@ def test_backtest_baselines_by_hand(tiny_backtest):
     assert preds["naive"].tolist() == [29, 29, 37, 37, 46, 46]
     assert preds["seasonal_naive"].tolist() == [16, 22, 22, 29, 29, 37]
     model = forecast_metrics(preds["actual"], preds["model"])
-    assert metrics.loc["model"].to_dict() == pytest.approx(model)
+    assert metrics.loc["model", ["MAE", "RMSE", "MAPE"]].to_dict() == pytest.approx(model)
 
 
 def test_backtest_model_trained_before_test_period(tiny_backtest):
@@ -309,11 +328,13 @@ def test_backtest_seasonal_naive_needs_a_season_of_history():
     # origin 8 has no value 9 steps back for step 1: left out. origins 9, 10: (1, 2), (2, 4)
     # against (46, 56), (56, 67) -> errors 45, 54, 54, 63
     assert metrics.loc["seasonal_naive", "MAE"] == pytest.approx(216 / 4)
+    assert metrics["origins"].tolist() == [3, 3, 2]  # the table says so
     # the default season of daily data (365 days) is longer than the series: no baseline
     fc.set_params(season_length=None)
     metrics = fc.backtest(tiny_series(), test_size=4)
     assert fc.season_length_ == 365
-    assert metrics.loc["seasonal_naive"].isna().all()
+    assert metrics.loc["seasonal_naive", ["MAE", "RMSE", "MAPE"]].isna().all()
+    assert metrics["origins"].tolist() == [3, 3, 0]
     assert metrics.loc["naive", "MAE"] == pytest.approx(14.0)
 
 
@@ -321,7 +342,7 @@ def test_backtest_refit_every():
     s = tiny_series()
     fc = GRUForecaster(window=2, horizon=2, units=4, epochs=1, random_state=0, device="cpu")
     metrics = fc.backtest(s, test_size=4, refit_every=1)
-    assert metrics.shape == (3, 3) and np.isfinite(metrics.loc["model"]).all()
+    assert metrics.shape == (3, 4) and np.isfinite(metrics.loc["model"]).all()
     # each origin's forecast comes from a model retrained on all rows before it
     expected = [clone(fc).fit(s.iloc[:o]).predict(data=s.iloc[:o]) for o in (8, 9, 10)]
     np.testing.assert_allclose(fc.backtest_predictions_["model"],
