@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -55,12 +56,25 @@ def fail(message):
 
 
 class _UserErrors:
-    """Turns the errors bad input raises into :func:`fail`."""
+    """Turns the errors bad input raises into :func:`fail`, and the warnings about the data
+    (``DateWarning``) into one ``Warning: ...`` line each on stderr, when they happen."""
 
     def __enter__(self):
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        shown = warnings.showwarning  # the one in place: other warnings still go there
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if category.__name__ == "DateWarning":  # (without importing pandas for it)
+                typer.echo(f"Warning: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         return self
 
     def __exit__(self, kind, exc, tb):
+        self._warnings.__exit__(kind, exc, tb)
         if exc is None or isinstance(exc, typer.Exit):  # fail() already printed its line
             return False
         from .data import DataError
@@ -192,7 +206,8 @@ def train(
         final = reg.loss_curve_[-1] if reg.loss_curve_ else float("nan")
         typer.echo(
             f"Trained {_describe(fc)} on {fc.n_train_} rows of {fc.columns_[0]!r} "
-            f"({reg.n_iter_} epochs on {reg.device_}, final loss {final:.4g}, "
+            f"({reg.n_iter_} epoch{'s' if reg.n_iter_ != 1 else ''} on {reg.device_}, final "
+            f"loss {final:.4g}, "
             f"{time.perf_counter() - t0:.1f} s); saved {out}"
         )
 

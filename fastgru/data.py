@@ -3,6 +3,7 @@ frequency of a series, scaling and forecast metrics. Pure pandas and NumPy (no
 scikit-learn, no Numba), so that serving a saved model imports neither."""
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,11 @@ _MISSING_TEXTS = frozenset(("", "na", "n/a", "nan", "-nan", "null", "none", "<na
 class DataError(ValueError):
     """Input data that cannot be used as given; the message names the column, the row and
     the fix."""
+
+
+class DateWarning(UserWarning):
+    """Dates that can be used but may not mean what was meant: ambiguous day/month order,
+    or uneven steps. The message names the dates and the fix."""
 
 
 # ------------------------------------------------------------------ reading and checking
@@ -83,9 +89,50 @@ def _find_date_column(df, date_col):
     return None
 
 
+def _increasing(parsed):
+    v = parsed.to_numpy()
+    return bool((v[1:] > v[:-1]).all())
+
+
 def _to_dates(values, name):
+    """Dates from a column, read in one format throughout: the format of the first value,
+    month first (pandas' default) or day first, whichever reads every value (both: the one
+    that gives increasing dates, else month first); else each value as it comes (mixed
+    formats). One value at a time from the start read ``13/01/2010`` day first but
+    ``01/02/2010`` month first: a day-first file came out shuffled or, with days up to 12
+    only, silently wrong."""
+    import warnings
+
     raw = pd.Series(values)
-    parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+    parsed = None
+    if not pd.api.types.is_datetime64_any_dtype(raw):
+        candidates = []
+        # Day first only for dates that start with a day or a month (12/01/2010, 12.01.10),
+        # not a year: pandas reads 2020-01-02 as 1 February with dayfirst.
+        first = str(raw.dropna().iloc[0]) if raw.notna().any() else ""
+        orders = (False, True) if re.match(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]", first) else (False,)
+        for dayfirst in orders:
+            with warnings.catch_warnings():  # "could not infer format": then not this one
+                warnings.simplefilter("ignore")
+                try:
+                    p = pd.to_datetime(raw, errors="coerce", dayfirst=dayfirst)
+                except (ValueError, TypeError, OverflowError):
+                    continue
+            if not p.isna().any():
+                candidates.append(p)
+        if len(candidates) == 2 and not (candidates[0] == candidates[1]).all():
+            if not _increasing(candidates[0]) and _increasing(candidates[1]):
+                candidates.reverse()
+            elif _increasing(candidates[1]):
+                r = int(np.flatnonzero((candidates[0] != candidates[1]).to_numpy())[0])
+                month_first = _fmt_date(candidates[0].iloc[r])
+                warnings.warn(f"dates such as {raw.iloc[r]!r} (row {r + 1}) can be read month "
+                              f"first or day first; read month first as {month_first}. If the "
+                              "day comes first, write the dates as YYYY-MM-DD", DateWarning,
+                              stacklevel=4)  # fmt: skip
+        parsed = candidates[0] if candidates else None
+    if parsed is None:
+        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         r = bad[0]
@@ -216,6 +263,30 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     return dates, values, columns
 
 
+def uneven_steps(dates):
+    """A one-line description of where ``dates`` (sorted) leave their usual step, or
+    ``None`` when they are evenly spaced (in the calendar sense for months and business
+    days: whatever pandas can name a frequency for)."""
+    if len(dates) < 3:
+        return None
+    try:
+        if pd.DatetimeIndex(dates, freq="infer").freq is not None:
+            return None
+    except ValueError:
+        pass
+    gaps = pd.Series(dates[1:] - dates[:-1])
+    usual = gaps.median()
+    odd = np.flatnonzero((gaps != usual).to_numpy())
+    if len(odd) == 0:
+        return None
+    r = int(odd[0])
+    return (f"the dates are not evenly spaced: {len(odd)} of {len(gaps)} steps differ from the "
+            f"usual {_step_alias(usual)} (the first: "
+            f"{_fmt_date(dates[r])} to {_fmt_date(dates[r + 1])}); the windows run across "
+            "those gaps. Add the missing dates (empty values, then fill) if the steps should "
+            "be even")  # fmt: skip
+
+
 def infer_frequency(dates):
     """The step between dates: a pandas frequency alias when regular, else the median gap."""
     if len(dates) >= 3:
@@ -227,9 +298,13 @@ def infer_frequency(dates):
             return inferred.freqstr
     if len(dates) < 2:
         raise DataError("need at least 2 dates to infer the frequency of the series")
-    gap = pd.Series(dates[1:] - dates[:-1]).median()
+    return _step_alias(pd.Series(dates[1:] - dates[:-1]).median())
+
+
+def _step_alias(gap):
+    """The frequency alias of a fixed step: ``"D"`` for a day (not ``"24h"``), ``"7D"``..."""
     if gap >= pd.Timedelta(days=1) and gap % pd.Timedelta(days=1) == pd.Timedelta(0):
-        return pd.tseries.frequencies.to_offset(f"{gap.days}D").freqstr  # "D", not "24h"
+        return pd.tseries.frequencies.to_offset(f"{gap.days}D").freqstr
     return pd.tseries.frequencies.to_offset(gap).freqstr
 
 

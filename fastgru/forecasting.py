@@ -3,6 +3,7 @@ forecasts) and backtests against naive baselines. The data checks are in :mod:`f
 and re-exported here."""
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,20 +14,23 @@ from .data import (
     FILL_METHODS,
     SCALERS,
     DataError,
+    DateWarning,
     default_season_length,
     fit_scaler,
     forecast_metrics,
     infer_frequency,
     prepare_frame,
     read_csv,
+    uneven_steps,
 )
 from .serving import forecaster_attributes, forecaster_params, recursive_forecast
 from .windows import make_windows
 
 # The data helpers live in fastgru.data (no scikit-learn import); re-exported here.
 __all__ = [
-    "GRUForecaster", "DataError", "FILL_METHODS", "SCALERS", "read_csv", "prepare_frame",
-    "infer_frequency", "default_season_length", "fit_scaler", "forecast_metrics",
+    "GRUForecaster", "DataError", "DateWarning", "FILL_METHODS", "SCALERS", "read_csv",
+    "prepare_frame", "infer_frequency", "default_season_length", "fit_scaler",
+    "forecast_metrics",
 ]  # fmt: skip
 
 
@@ -168,6 +172,9 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                             "are needed for one training sample. Use a smaller window or more "
                             "data")  # fmt: skip
         self._regressor()._check_params()  # bad settings fail before any compilation
+        uneven = uneven_steps(dates)
+        if uneven is not None:
+            warnings.warn(uneven, DateWarning, stacklevel=2)
         self.columns_ = columns
         self.freq_ = infer_frequency(dates)
         self.last_date_ = dates[-1]
@@ -245,6 +252,9 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         if n_train < self.window + H:
             raise DataError(f"only {n_train} rows before the test period; window + horizon = "
                             f"{self.window + H} are needed to train")  # fmt: skip
+        uneven = uneven_steps(dates)
+        if uneven is not None:
+            warnings.warn(uneven, DateWarning, stacklevel=2)
         freq = infer_frequency(dates)
         m = self.season_length or default_season_length(freq)
         origins = np.arange(n_train, n - H + 1)
@@ -257,7 +267,9 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         for start in range(0, len(origins), step):
             block = origins[start : start + step]
             frame = pd.DataFrame(values[: block[0]], index=dates[: block[0]], columns=columns)
-            fc = clone(self).set_params(**params).fit(frame)
+            with warnings.catch_warnings():  # said once, by backtest itself (below)
+                warnings.simplefilter("ignore", DateWarning)
+                fc = clone(self).set_params(**params).fit(frame)
             scaled = fc._scale(values)
             X = np.stack([scaled[o - self.window : o] for o in block])
             p = fc.regressor_.predict(X).reshape(len(block), H)

@@ -395,6 +395,18 @@ def test_forecast_csv_gets_the_umask_permissions(ws, monkeypatch):
     assert (ws / "perm.csv").stat().st_mode & 0o777 == 0o644
 
 
+def test_date_warnings_are_one_line_on_stderr(ws, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    good = pd.read_csv(ws / "good.csv")
+    good.drop(index=[20, 21]).to_csv("gappy.csv", index=False)
+    result = runner.invoke(app, ["train", "gappy.csv", "--target", "Temp", *TINY, "-q",
+                                 "--out", "g.fgru"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warning = [ln for ln in result.stderr.splitlines() if ln.startswith("Warning:")]
+    assert len(warning) == 1 and "the dates are not evenly spaced: 1 of" in warning[0]
+    assert "DateWarning" not in result.stderr and (tmp_path / "g.fgru").exists()
+
+
 def test_evaluate_refit_every(ws, monkeypatch):
     monkeypatch.chdir(ws)
     result = runner.invoke(app, ["evaluate", "good.csv", "--target", "Temp", "--test-size", "0.05",

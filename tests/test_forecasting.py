@@ -8,6 +8,7 @@ import pytest
 from sklearn.base import clone
 
 from fastgru import GRUForecaster, make_windows
+from fastgru.data import DateWarning
 from fastgru.forecasting import (
     DataError,
     default_season_length,
@@ -123,6 +124,49 @@ def test_predict_other_frequencies(freq, start, n, last, expected):
     assert pred.index.freqstr == freq
 
 
+def test_dates_are_read_in_one_order_throughout():
+    """Day-first dates are read day first (one value at a time, 01/02 read month first and
+    13/01 day first); dates that read both ways in increasing order are read month first,
+    with a DateWarning; mixed formats still parse."""
+    import warnings
+
+    days = pd.date_range("2010-01-01", periods=40)
+    for fmt in ("%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y %H:%M"):
+        frame_ = pd.DataFrame({"Date": days.strftime(fmt), "v": np.arange(40.0)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DateWarning)
+            dates = prepare_frame(frame_)[0]
+        assert (dates == days).all(), fmt
+    monthly = pd.DataFrame({"Date": ["01/02/2010", "01/03/2010", "01/04/2010"], "v": [1.0, 2, 3]})
+    with pytest.warns(DateWarning, match=r"dates such as '01/02/2010' \(row 1\) can be read "
+                      r"month first or day first; read month first as 2010-01-02"):  # fmt: skip
+        dates = prepare_frame(monthly)[0]
+    assert list(dates.strftime("%Y-%m-%d")) == ["2010-01-02", "2010-01-03", "2010-01-04"]
+    mixed = pd.DataFrame({"Date": ["2010-01-01", "Jan 2 2010", "2010/01/03"], "v": [1.0, 2, 3]})
+    assert list(prepare_frame(mixed)[0].day) == [1, 2, 3]
+
+
+def test_uneven_dates_are_reported_once(df):
+    """Gaps in the dates (here after dropping rows) give one DateWarning naming the first
+    gap, from fit and from backtest (not once per refit); even steps give none."""
+    import warnings
+
+    gappy = df.drop(index=[30, 31, 60])
+    expected = (r"^the dates are not evenly spaced: 2 of 116 steps differ from the usual D "
+                r"\(the first: 2020-01-30 to 2020-02-02\)")  # fmt: skip
+    with pytest.warns(DateWarning, match=expected):
+        GRUForecaster(target="Temp", **TINY).fit(gappy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        GRUForecaster(target="Temp", **TINY).backtest(gappy, test_size=4, refit_every=2)
+    assert [w.category for w in seen] == [DateWarning]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DateWarning)
+        GRUForecaster(target="Temp", **TINY).fit(df)
+        monthly = frame(n=40, freq="MS")
+        GRUForecaster(target="Temp", **TINY).fit(monthly)  # calendar months: even
+
+
 def test_infer_frequency_and_season_length():
     assert infer_frequency(pd.date_range("2020-01-01", periods=5, freq="D")) == "D"
     # irregular dates (a dropped row): the median gap
@@ -154,7 +198,8 @@ def test_weekly_data_with_a_gap_gets_a_yearly_seasonal_baseline():
     t = np.arange(len(dates))
     s = pd.Series(10 + 5 * np.sin(2 * np.pi * t / 52), index=dates, name="v")
     fc = GRUForecaster(window=8, units=4, epochs=1, random_state=0, device="cpu")
-    metrics = fc.backtest(s, test_size=20)
+    with pytest.warns(DateWarning, match=r"usual 7D \(the first: 2015-12-13 to 2015-12-27\)"):
+        metrics = fc.backtest(s, test_size=20)
     assert fc.season_length_ == 52  # not 365 "days" of weeks
     assert np.isfinite(metrics.loc["seasonal_naive"]).all()
 
@@ -474,7 +519,8 @@ def test_forecaster_with_fill(df):
     gappy.loc[[50, 51, 52], "Temp"] = np.nan
     with pytest.raises(DataError, match=r"rows 51 \(2020-02-20\), 52 .*, 53 \(2020-02-22\)"):
         GRUForecaster(target="Temp", **TINY).fit(gappy)
-    fc = GRUForecaster(target="Temp", fill="drop", **TINY).fit(gappy)
+    with pytest.warns(DateWarning, match="not evenly spaced: 1 of 116 steps"):
+        fc = GRUForecaster(target="Temp", fill="drop", **TINY).fit(gappy)
     # the gap makes the dates irregular: the median step is still a day ("D", not "24h"), so
     # the seasonal period stays a year of days
     assert fc.n_train_ == len(df) - 3 and fc.freq_ == "D"
