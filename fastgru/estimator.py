@@ -55,6 +55,17 @@ def resolve_device(device):
     return "cuda"
 
 
+def _in_range(converted, given, name):
+    """``converted`` (the model's dtype), after checking that the conversion from ``given``
+    made no finite value infinite: float64 data beyond float32's range (~3.4e38) would
+    otherwise train to NaN or predict inf."""
+    if converted.dtype != given and not np.isfinite(converted).all():
+        raise ValueError(f"{name} has values beyond the range of {converted.dtype} (about "
+                         f"{np.finfo(converted.dtype).max:.1e}); scale them, or use "
+                         "dtype='float64'")  # fmt: skip
+    return converted
+
+
 class GRURegressor(RegressorMixin, BaseEstimator):
     """Stacked GRU network with a dense head, trained by backpropagation through time.
 
@@ -206,7 +217,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             if seq is not None:
                 # What check_array would return, without its ~80 us of generic dispatch
                 # (a single-window predict is ~200 us in all).
-                return np.ascontiguousarray(seq, dtype=dtype)
+                return _in_range(np.ascontiguousarray(seq, dtype=dtype), seq.dtype, "X")
         if X is None:
             raise ValueError("X is None; expected an array of shape "
                              "(n_samples, n_timesteps[, n_features])")  # fmt: skip
@@ -245,6 +256,11 @@ class GRURegressor(RegressorMixin, BaseEstimator):
                     f"(n_samples, n_timesteps, {self.n_features_in_})"
                 )
             X = check_array(X, dtype=[np.float32, np.float64], input_name="X")[:, :, None]
+        elif ndim in (0, 1):
+            raise ValueError(f"X is {ndim}-D; expected 3-D (n_samples, n_timesteps, n_features) "
+                             "or 2-D lag windows (n_samples, n_timesteps). Reshape your data: "
+                             "make windows of a series with fastgru.make_windows(series, "
+                             "window)")  # fmt: skip
         else:
             # 2-D lag windows, or anything scikit-learn's own checks pass: validate_data
             # gives the standard messages and tracks n_features_in_ / feature_names_in_.
@@ -252,7 +268,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             if reset:
                 self._input_ndim = 2
             X = X[:, :, None]
-        return np.ascontiguousarray(X, dtype=dtype)
+        return _in_range(np.ascontiguousarray(X, dtype=dtype), X.dtype, "X")
 
     def _trusted_sequences(self, X):
         """``X`` as ``(n, T, F)`` when it is a finite float ndarray of the fitted shape (what
@@ -288,6 +304,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
                              f"y has {y.shape[0]}")  # fmt: skip
         if y.ndim == 2 and y.shape[1] == 0:
             raise ValueError("y has shape (n, 0); it needs at least one output column")
+        _in_range(y.astype(self.dtype, copy=False), y.dtype, "y")
         return y
 
     # ------------------------------------------------------------------ fitting

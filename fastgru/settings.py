@@ -76,6 +76,12 @@ def _choice(options):
     return check
 
 
+def _seed(name, v):
+    integer = isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+    if not (v is None or integer or isinstance(v, np.random.Generator)):
+        return f"{name} must be None, an integer >= 0 or a numpy.random.Generator, got {v!r}"
+
+
 def _flag(name, v):
     if not isinstance(v, (bool, np.bool_)):
         return f"{name} must be True or False, got {v!r}"
@@ -102,6 +108,7 @@ RULES = {
     "dtype": _choice(DTYPES),
     **dict.fromkeys(FLAGS, _flag),
     "clip_norm": _real(0, low_open=True, none_ok=True),
+    "random_state": _seed,
 }
 
 

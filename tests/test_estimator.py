@@ -198,7 +198,9 @@ def test_progress_rate_and_eta_leave_out_the_compiling_first_epoch():
         (np.full((5, 4, 1), np.nan), np.zeros(5), "NaN"),
         (np.full((5, 4), np.inf), np.zeros(5), "infinity"),
         (np.zeros((5, 4, 1)), np.array([0, 1, np.nan, 0, 0]), "y contains NaN"),
-        (np.zeros(5), np.zeros(5), "Expected 2D array"),
+        (np.zeros(5), np.zeros(5), r"^X is 1-D; expected 3-D .* fastgru.make_windows"),
+        (np.full((5, 4, 1), 1e39), np.zeros(5), r"^X has values beyond the range of float32"),
+        (np.zeros((5, 4, 1)), np.full(5, -1e39), r"^y has values beyond the range of float32"),
         (np.zeros((5, 4, 1, 1)), np.zeros(5), "X has 4 dimensions"),
         (np.zeros((0, 4, 1)), np.zeros(0), "0 sample"),
         (np.zeros((5, 4, 1)), np.zeros(4), "X has 5, y has 4"),
@@ -227,6 +229,8 @@ def test_bad_data_gets_clear_errors(X, y, match):
         (dict(device="tpu"), "device must be one of"),
         (dict(clip_norm=-1.0), "clip_norm must be in"),
         (dict(batch_size=2.5), "batch_size must be an integer"),
+        (dict(random_state="a"), "random_state must be None, an integer >= 0 or a numpy"),
+        (dict(random_state=-1), "random_state must be None, an integer >= 0 .*got -1"),
     ],
 )
 def test_bad_hyperparameters_fail_before_compiling(params, match, monkeypatch):
