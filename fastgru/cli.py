@@ -49,6 +49,29 @@ class Loss(str, Enum):
     huber = "huber"
 
 
+def _print_version(value: bool):
+    if value:
+        from . import __version__
+
+        typer.echo(f"fastgru {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print fastgru's version and exit.",
+        ),  # fmt: skip
+    ] = False,
+):
+    pass
+
+
 def fail(message):
     """Print one line on stderr and exit with code 2."""
     typer.echo(f"Error: {message}", err=True)
@@ -90,7 +113,7 @@ class _UserErrors:
 
 def _parse_ints(text, name):
     try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(int(v) for v in text.split(","))  # (an empty item: an error too)
     except ValueError:
         fail(f"{name} must be comma-separated integers like 50,50, got {text!r}")
     if not values or min(values) < 1:
@@ -139,6 +162,19 @@ def _require_matplotlib():
     return plt
 
 
+def _plot_format(path):
+    """The image format of a ``--plot`` file from its suffix (none: PNG); fails on a suffix
+    matplotlib cannot write, rather than writing a PNG under another name."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        fail(f"--plot cannot write .{suffix} files; use one of "
+             f"{', '.join('.' + f for f in sorted(formats))}")  # fmt: skip
+    return suffix or "png"
+
+
 TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Column to forecast.")]
 DateOpt = Annotated[str | None, typer.Option(help="Date column (default: found by name).")]
 FeaturesOpt = Annotated[str | None, typer.Option(help="Extra input columns, comma-separated.")]
@@ -150,6 +186,8 @@ def _forecaster(target, date_col, features, window, horizon, units, epochs, batc
                 verbose):  # fmt: skip
     from .forecasting import GRUForecaster
 
+    if not lr > 0:  # (and not NaN)
+        fail(f"--lr must be a number > 0, got {lr}")
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else None
     return GRUForecaster(
         window=window, horizon=horizon, target=target, features=feats, date_col=date_col,
@@ -180,7 +218,7 @@ def train(
     units: Annotated[str, typer.Option(help="GRU widths, bottom first.")] = "50,50",
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (Adam).")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate (Adam), > 0.")] = 1e-3,
     loss: Loss = Loss.mse,
     scaler: Scaler = Scaler.minmax,
     fill: FillOpt = None,
@@ -218,12 +256,18 @@ def forecast(
     csv: Annotated[Path, typer.Argument(help="CSV with recent history (same columns).")],
     steps: Annotated[int, typer.Option(min=1, help="Future steps to forecast.")] = 7,
     out: Annotated[Path | None, typer.Option(help="Write the forecast to this CSV.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Plot history and forecast (PNG).")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plot history and forecast (PNG; or PDF, SVG, JPEG... by the file's suffix)."
+        ),
+    ] = None,
     fill: FillOpt = None,
 ):
     """Forecast the steps after the end of a CSV with a trained model."""
     with _UserErrors():
         plt = _require_matplotlib() if plot is not None else None
+        plot_format = _plot_format(plot) if plot is not None else None
         for path in (out, plot):
             if path is not None:
                 _check_writable(path)
@@ -252,7 +296,7 @@ def forecast(
                 ax.set_ylabel(name)
                 ax.legend()
                 fig.autofmt_xdate()
-                fig.savefig(p, format="png", dpi=100, bbox_inches="tight")
+                fig.savefig(p, format=plot_format, dpi=100, bbox_inches="tight")
                 plt.close(fig)
 
             _atomic_write(plot, draw)
@@ -272,7 +316,7 @@ def evaluate(
     units: Annotated[str, typer.Option()] = "50,50",
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate (Adam), > 0.")] = 1e-3,
     loss: Loss = Loss.mse,
     scaler: Scaler = Scaler.minmax,
     fill: FillOpt = None,
@@ -289,6 +333,9 @@ def evaluate(
                          lr, device, fill, scaler, loss, False, seed, False,
                          0 if quiet else 1)  # fmt: skip
         fc.season_length = season_length
+        if test_size >= 1 and test_size != int(test_size):
+            fail(f"--test-size must be a fraction in (0, 1) or a whole number of rows, got "
+                 f"{test_size}")  # fmt: skip
         size = int(test_size) if test_size >= 1 else test_size
         metrics = fc.backtest(df, test_size=size, refit_every=refit_every)
         n = fc.backtest_predictions_["origin"].nunique()
@@ -318,11 +365,14 @@ def demo(
         from .datasets import load_temperature
         from .forecasting import GRUForecaster
 
+        layers = _parse_ints(units, "--units")
         df = load_temperature()
-        typer.echo(f"Bundled data: {len(df)} daily temperatures from {df['Date'].iloc[0]:%Y-%m-%d}"
-                   f" to {df['Date'].iloc[-1]:%Y-%m-%d}", err=True)  # fmt: skip
+        if not quiet:
+            typer.echo(f"Bundled data: {len(df)} daily temperatures from "
+                       f"{df['Date'].iloc[0]:%Y-%m-%d} to {df['Date'].iloc[-1]:%Y-%m-%d}",
+                       err=True)  # fmt: skip
         fc = GRUForecaster(window=window, horizon=1, target="Temp", date_col="Date",
-                           units=_parse_ints(units, "--units"), epochs=epochs, batch_size=32,
+                           units=layers, epochs=epochs, batch_size=32,
                            learning_rate=1e-3, random_state=0, device=device.value,
                            verbose=0 if quiet else 1)  # fmt: skip
         fc.fit(df)

@@ -301,6 +301,18 @@ def test_option_errors_exit_2(ws, monkeypatch):
     result = runner.invoke(app, [*TRAIN, "--fill", "zero"])
     assert result.exit_code == 2 and "--fill" in result.output
     assert "Traceback" not in result.output
+    for args, message in (
+        ([*TRAIN, "--lr", "0"], "Error: --lr must be a number > 0, got 0.0"),
+        ([*TRAIN, "--units", "4,,4"], "Error: --units must be comma-separated integers"),
+        (["evaluate", "good.csv", "--target", "Temp", "--test-size", "2.5"],
+         "Error: --test-size must be a fraction in (0, 1) or a whole number of rows, got 2.5"),
+        (["demo", "--units", "0", "-q"], "Error: --units must be positive integers"),
+    ):  # fmt: skip
+        result = runner.invoke(app, [*args, "--out", "never.fgru"] if args[0] == "train"
+                               else args)  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(message), result.stderr
+    assert not (ws / "never.fgru").exists()
 
 
 # ------------------------------------------------------------------ happy paths
@@ -450,6 +462,13 @@ def test_help():
         assert option in result.stdout
 
 
+def test_version():
+    from fastgru import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"fastgru {__version__}\n"
+
+
 def test_python_m_fastgru_and_console_script(tmp_path):
     """A real process: train and forecast with `python -m fastgru`; the console script."""
     data_frame().to_csv(tmp_path / "d.csv", index=False)
@@ -524,6 +543,21 @@ def test_entry_point_help_and_success_exit_zero(capsys):
     assert main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
     assert main(["info"]) == 0
+
+
+def test_plot_format_follows_the_suffix(ws, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (fastgru[plot])")
+    monkeypatch.chdir(ws)
+    svg = tmp_path / "f.svg"
+    result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
+                                 "--plot", str(svg)])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert b"<svg" in svg.read_bytes()[:500]
+    result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
+                                 "--plot", str(tmp_path / "f.xyz")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--plot cannot write .xyz files; use one of" in result.stderr
+    assert not (tmp_path / "f.xyz").exists()
 
 
 def test_plot_writes_a_png_of_history_and_forecast(ws, monkeypatch, tmp_path):
