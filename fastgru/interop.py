@@ -617,7 +617,8 @@ def to_onnx(regressor, path=None, *, opset=17, input_name="input", output_name="
         return name
 
     axes0 = const("axes_0", np.array([0], np.int64))
-    axes1 = const("axes_1", np.array([1], np.int64))
+    # (only used between stacked layers: an unused initializer makes onnxruntime warn)
+    axes1 = const("axes_1", np.array([1], np.int64)) if len(layers) > 1 else None
     nodes.append(helper.make_node("Transpose", [input_name], ["x_tbf"], perm=[1, 0, 2]))
     x = "x_tbf"
     for i, layer in enumerate(layers):

@@ -391,6 +391,8 @@ def test_onnx_runs_like_fastgru(units, reset_after, tmp_path):
     for node in gru_nodes:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert attrs["linear_before_reset"] == int(reset_after)
+    used = {name for node in proto.graph.node for name in node.input}
+    assert {init.name for init in proto.graph.initializer} <= used  # none left unused
     (inp,) = proto.graph.input
     dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
     assert inp.name == "input" and dims == ["batch", "sequence", 3]
