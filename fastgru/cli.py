@@ -254,7 +254,14 @@ def train(
 def forecast(
     model: Annotated[Path, typer.Argument(help="Model file written by 'fastgru train'.")],
     csv: Annotated[Path, typer.Argument(help="CSV with recent history (same columns).")],
-    steps: Annotated[int, typer.Option(min=1, help="Future steps to forecast.")] = 7,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Future steps to forecast [default: 7; for a model with "
+            "features, at most its horizon: the CLI has no future feature values].",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the forecast to this CSV.")] = None,
     plot: Annotated[
         Path | None,
@@ -278,6 +285,8 @@ def forecast(
         df = read_csv(csv, fc.date_col)
         if fill is not None:
             fc.fill = fill.value
+        if steps is None:
+            steps = min(7, fc.horizon) if len(fc.columns_) > 1 else 7
         pred = fc.predict(steps=steps, data=df)
         name = fc.columns_[0]
         table = pred.to_frame(name)
@@ -343,7 +352,10 @@ def evaluate(
                    f"{fc.season_length_}")  # fmt: skip
         typer.echo(metrics.to_string(float_format=lambda v: f"{v:.4f}"))
         scored = int(metrics.loc["seasonal_naive", "origins"])
-        if scored < n:
+        if scored == 0:
+            typer.echo(f"(seasonal_naive: no origin has a value one season ({fc.season_length_} "
+                       "steps) earlier; a shorter --season-length gives it one)")  # fmt: skip
+        elif scored < n:
             typer.echo(f"(seasonal_naive is scored on the {scored} origins with a value one "
                        "season earlier)")  # fmt: skip
 

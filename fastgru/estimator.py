@@ -125,7 +125,8 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         ``1`` draws a progress bar (epoch, loss, validation loss, time left) on stderr.
     warm_start : bool, default=False
         ``fit`` continues from the current weights and optimizer state instead of
-        re-initialising (when the shapes still match).
+        re-initialising. The data and settings must give the same network shapes as
+        before (features, outputs, units); otherwise ``fit`` raises a ``ValueError``.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-7
         Adam's moment decay rates and its denominator constant.
     momentum : float, default=0.9
@@ -414,7 +415,14 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         theta, opt = runner.finish()
         if progress is not None:
             final = hist.loss[-1] if hist.loss else float("nan")
-            progress.close(f"Trained {len(hist.loss)} epoch(s) on {device}: final loss {final:.4g}")
+            n = len(hist.loss)
+            summary = (
+                f"Trained {n} epoch{'s' if n != 1 else ''} on {device}: final loss {final:.4g}"
+            )
+            if hist.stopped_early and hist.best_epoch >= 0:
+                summary += (f"; stopped early, kept the weights of epoch {hist.best_epoch + 1} "
+                            f"(validation loss {hist.val_loss[hist.best_epoch]:.4g})")  # fmt: skip
+            progress.close(summary)
 
         self.spec_ = spec
         self.theta_ = np.ascontiguousarray(theta, dtype=self.dtype)

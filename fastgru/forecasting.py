@@ -197,9 +197,12 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         data : pandas.Series, DataFrame or CSV path, optional
             Recent history to forecast from (its last ``window`` rows, with the same columns
             as in ``fit``); by default the end of the training data.
-        future : pandas.DataFrame, optional
-            Values of the ``features`` columns at the forecast dates (rows in order), needed
-            when forecasting more than ``horizon`` steps with features.
+        future : pandas.DataFrame or Series, optional
+            Values of the ``features`` columns at the forecast dates, needed when
+            forecasting more than ``horizon`` steps with features: indexed by dates (the
+            rows of the forecast dates are taken, wherever they are), or else its rows in
+            order, one per forecast date. A Series stands for the column it is named after
+            (or the one feature).
 
         Returns
         -------

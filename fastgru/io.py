@@ -218,6 +218,10 @@ def regressor_state(model):
     meta["fitted"] = {k: _jsonable(getattr(model, k)) for k in _FITTED if hasattr(model, k)}
     if hasattr(model, "feature_names_in_"):
         meta["fitted"]["feature_names_in_"] = [str(c) for c in model.feature_names_in_]
+    rng = getattr(model, "_rng", None)
+    if rng is not None and type(rng.bit_generator).__name__ == "PCG64":
+        # Where the shuffles stand: partial_fit after load goes on as it would have.
+        meta["rng_state"] = rng.bit_generator.state
     arrays = {"theta": model.theta_, "adam_m": model._opt_m, "adam_v": model._opt_v,
               "step": model._opt_step}  # fmt: skip
     return meta, arrays
@@ -251,6 +255,13 @@ def regressor_from_state(meta, arrays, where="model file"):
         model._opt_m = np.ascontiguousarray(arrays["adam_m"], dtype=model.dtype)
         model._opt_v = np.ascontiguousarray(arrays["adam_v"], dtype=model.dtype)
         model._opt_step = np.ascontiguousarray(arrays["step"], dtype=np.int64)
+        state = meta.get("rng_state")
+        if state is not None:
+            if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+                raise ValueError("rng_state is not a PCG64 state")
+            bits = np.random.PCG64()
+            bits.state = state
+            model._rng = np.random.Generator(bits)
     except ModelFileError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

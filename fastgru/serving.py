@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .data import DataError, prepare_frame
+from .data import DataError, _fmt_date, prepare_frame
 from .io import _FITTED, ModelFileError, read_model
 from .settings import settings_ok
 
@@ -57,6 +57,7 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
             raise DataError(f"the data has {len(values)} rows; the model needs the last "
                             f"window = {model.window} rows to forecast")  # fmt: skip
         hist, last = values[-model.window :], dates[-1]
+    index = forecast_dates(last, model.freq_, steps)
     future_scaled = None
     if len(columns) > 1 and steps > model.horizon:
         if future is None:
@@ -65,10 +66,9 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
                             "future=DataFrame with those columns, or forecast at most "
                             f"{model.horizon} steps (--steps)")  # fmt: skip
         fut = np.zeros((steps, len(columns)))
+        future = _future_rows(future, columns[1:], index)
         for j, c in enumerate(columns[1:], start=1):
-            if c not in future:
-                raise DataError(f"future has no column {c!r}")
-            col = pd.to_numeric(pd.Series(future[c]).reset_index(drop=True), errors="coerce")
+            col = pd.to_numeric(future[c], errors="coerce")
             if len(col) < steps or col[:steps].isna().any():
                 raise DataError(f"future column {c!r} needs {steps} numeric values")
             fut[:, j] = col.to_numpy()[:steps]
@@ -76,8 +76,44 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
     hist_scaled = (hist - model.scale_offset_) / model.scale_
     pred = _recursive(predict, hist_scaled, steps, model.horizon, model.window, future_scaled)
     pred = pred * model.scale_[0] + model.scale_offset_[0]
-    index = pd.date_range(start=last, periods=steps + 1, freq=model.freq_)[1:]
     return pd.Series(pred, index=index, name=columns[0])
+
+
+def forecast_dates(last, freq, steps):
+    """The ``steps`` dates after ``last`` at frequency ``freq``: one step of the frequency
+    after another from ``last`` itself (``pd.date_range(start=last, ...)`` would first roll
+    a date that is not on an anchored frequency, a Wednesday for weekly-on-Sunday data,
+    forward, and skip a step)."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    return pd.date_range(start=pd.Timestamp(last) + offset, periods=steps, freq=offset)
+
+
+def _future_rows(future, columns, dates):
+    """The rows of ``future`` (a DataFrame, or a Series of the one feature) for the
+    forecast ``dates``: by date when it is indexed by dates, else its rows in order."""
+    if isinstance(future, pd.Series):
+        name = future.name if future.name is not None else columns[0]
+        if len(columns) != 1 and future.name is None:
+            raise DataError(f"future is an unnamed Series; pass a DataFrame with the columns "
+                            f"{', '.join(columns)}")  # fmt: skip
+        future = future.to_frame(name=name)
+    if not isinstance(future, pd.DataFrame):
+        raise DataError(f"future must be a pandas DataFrame with the columns "
+                        f"{', '.join(columns)}, got {type(future).__name__}")  # fmt: skip
+    for c in columns:
+        if c not in future.columns:
+            raise DataError(f"future has no column {c!r}")
+    future = future[list(columns)]
+    if isinstance(future.index, pd.DatetimeIndex):
+        missing = dates.difference(future.index)
+        if len(missing):
+            raise DataError(f"future has no row for {_fmt_date(missing[0])}; indexed by "
+                            f"dates, it needs the forecast dates {_fmt_date(dates[0])} to "
+                            f"{_fmt_date(dates[-1])}")  # fmt: skip
+        if not future.index.is_unique:
+            raise DataError("future has duplicate dates in its index")
+        return future.loc[dates].reset_index(drop=True)
+    return future.reset_index(drop=True)
 
 
 def _recursive(predict, hist_scaled, steps, horizon, window, future_scaled):

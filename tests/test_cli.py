@@ -383,6 +383,10 @@ def test_train_with_features_horizon_and_fill(ws, tmp_path, monkeypatch):
     result = runner.invoke(app, ["forecast", "f.fgru", gaps, "--steps", "5", "--out", "x.csv"])
     assert_one_line_error(result.exit_code, result.stdout, result.stderr,
                           ["needs future values of Hum"], tmp_path, ["x.csv"])  # fmt: skip
+    # without --steps: the horizon (7 steps would need the future values)
+    result = runner.invoke(app, ["forecast", "f.fgru", gaps, "--out", "d.csv"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv("d.csv")) == 2
 
 
 def test_forecast_fill_option(ws, monkeypatch):

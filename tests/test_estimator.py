@@ -141,7 +141,7 @@ def test_verbose_progress_bar(lag_data, capsys):
     small(epochs=2, verbose=1, early_stopping=True, n_iter_no_change=5).fit(X2, y)
     err = capsys.readouterr().err
     assert "Epoch 1/2 [" in err and "Epoch 2/2 [" in err
-    assert "val_loss" in err and "ETA" in err and "Trained 2 epoch(s) on cpu" in err
+    assert "val_loss" in err and "ETA" in err and "Trained 2 epochs on cpu" in err
 
 
 @pytest.mark.parametrize("compiled, noted", [(False, True), (True, False), (None, False)])

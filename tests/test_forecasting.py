@@ -254,6 +254,26 @@ def test_features_are_inputs(df, fitted_feat):
     assert not np.allclose(fc.predict(data=other).to_numpy(), pred.to_numpy())
 
 
+@pytest.mark.parametrize(
+    "last,freq,expected",
+    [
+        ("2001-03-07", "W-SUN", ["2001-03-11", "2001-03-18"]),  # a Wednesday: next Sunday
+        ("2001-03-04", "W-SUN", ["2001-03-11", "2001-03-18"]),
+        ("2001-03-15", "MS", ["2001-04-01", "2001-05-01"]),
+        ("2020-01-04", "B", ["2020-01-06", "2020-01-07"]),  # a Saturday
+        ("2020-01-31", "D", ["2020-02-01", "2020-02-02"]),
+        ("2020-01-31 23:00", "h", ["2020-02-01 00:00", "2020-02-01 01:00"]),
+    ],
+)
+def test_forecast_dates_do_not_skip_a_step(last, freq, expected):
+    """The first forecast date is one step after the last date, also when the last date is
+    not on an anchored frequency (pd.date_range(start=last) would roll it forward first
+    and skip a step)."""
+    from fastgru.serving import forecast_dates
+
+    assert list(forecast_dates(pd.Timestamp(last), freq, 2)) == [pd.Timestamp(e) for e in expected]
+
+
 def test_features_need_future_values(fitted_feat):
     fc = fitted_feat
     with pytest.raises(DataError, match=r"forecasting 5 steps past a horizon of 2 needs future "
@@ -276,6 +296,18 @@ def test_features_need_future_values(fitted_feat):
     changed = fc.predict(steps=5, future=future * 0.5)
     np.testing.assert_array_equal(changed.to_numpy()[:2], pred.to_numpy()[:2])
     assert not np.allclose(changed.to_numpy()[2:], pred.to_numpy()[2:])
+    # indexed by dates: the rows of the forecast dates, wherever they are in the frame
+    calendar = pd.DataFrame(
+        {"Hum": np.arange(130.0)},
+        index=pd.date_range(fc.last_date_ - pd.Timedelta(days=119), periods=130),
+    )
+    calendar.loc[pred.index, "Hum"] = future["Hum"].to_numpy()
+    np.testing.assert_array_equal(fc.predict(steps=5, future=calendar), pred)
+    np.testing.assert_array_equal(fc.predict(steps=5, future=calendar.iloc[::-1]), pred)
+    np.testing.assert_array_equal(fc.predict(steps=5, future=future["Hum"]), pred)  # a Series
+    with pytest.raises(DataError, match=r"future has no row for 2020-05-03; indexed by dates, "
+                       r"it needs the forecast dates 2020-04-30 to 2020-05-04"):  # fmt: skip
+        fc.predict(steps=5, future=calendar.drop(index=pd.Timestamp("2020-05-03")))
 
 
 # ------------------------------------------------------------------ scaling
