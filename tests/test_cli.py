@@ -549,21 +549,6 @@ def test_entry_point_help_and_success_exit_zero(capsys):
     assert main(["info"]) == 0
 
 
-def test_plot_format_follows_the_suffix(ws, monkeypatch, tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is not installed (fastgru[plot])")
-    monkeypatch.chdir(ws)
-    svg = tmp_path / "f.svg"
-    result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
-                                 "--plot", str(svg)])  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    assert b"<svg" in svg.read_bytes()[:500]
-    result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
-                                 "--plot", str(tmp_path / "f.xyz")])  # fmt: skip
-    assert result.exit_code == 2
-    assert "--plot cannot write .xyz files; use one of" in result.stderr
-    assert not (tmp_path / "f.xyz").exists()
-
-
 def test_plot_writes_a_png_of_history_and_forecast(ws, monkeypatch, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is not installed (fastgru[plot])")
     monkeypatch.chdir(ws)
@@ -574,3 +559,11 @@ def test_plot_writes_a_png_of_history_and_forecast(ws, monkeypatch, tmp_path):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+    # the format follows the suffix; one matplotlib cannot write is refused, nothing written
+    for name, exit_code in (("f.svg", 0), ("f.xyz", 2)):
+        result = runner.invoke(app, ["forecast", "model.fgru", "good.csv", "--steps", "2",
+                                     "--plot", str(tmp_path / name)])  # fmt: skip
+        assert result.exit_code == exit_code, result.stderr
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
+    assert "--plot cannot write .xyz files; use one of" in result.stderr
+    assert not (tmp_path / "f.xyz").exists()
