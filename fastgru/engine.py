@@ -268,8 +268,13 @@ def predict_cpu(spec, theta, X, chunk=None, n_workers=None):
     """
     from . import cpu
 
-    layout, head, _ = _layout(spec)
+    layout, head, n_params = _layout(spec)
     X = np.ascontiguousarray(X, dtype=theta.dtype)
+    # The kernels read X and theta through raw addresses: shapes that do not match the
+    # network would read past their ends, so they never get there.
+    if X.ndim != 3 or X.shape[2] != spec.n_features or theta.shape != (n_params,):
+        raise ValueError(f"X must have shape (N, T, {spec.n_features}) and theta "
+                         f"({n_params},); got {X.shape} and {theta.shape}")  # fmt: skip
     n, T, F = X.shape
     out = np.empty((n, spec.n_outputs), theta.dtype)
     if n == 0:

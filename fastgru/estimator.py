@@ -336,6 +336,19 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         return self._fit(X, y, incremental=True)
 
     def _fit(self, X, y, incremental):
+        # A fit that fails or is interrupted part way (bad data for early stopping, CUDA
+        # not usable, Ctrl-C, memory) leaves the model as it was: the checks below set
+        # attributes (n_features_in_, ...) before training, and a model whose
+        # n_features_in_ no longer matched its weights read past the end of X in predict.
+        before = self.__dict__.copy()
+        try:
+            return self._fit_or_raise(X, y, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_or_raise(self, X, y, incremental):
         units = self._check_params()
         reuse = hasattr(self, "theta_") and (incremental or self.warm_start)
         Xv = self._validate_X(X, reset=not reuse)

@@ -164,6 +164,15 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         -------
         self
         """
+        before = self.__dict__.copy()  # a fit that fails part way changes nothing
+        try:
+            return self._fit_or_raise(data)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_or_raise(self, data):
         self._check_params()
         dates, values, columns = self._prepare(data)
         need = self.window + self.horizon

@@ -244,6 +244,39 @@ def test_bad_hyperparameters_fail_before_compiling(params, match, monkeypatch):
         small(**params).fit(np.zeros((4, 3, 1)), np.zeros(4))
 
 
+def test_a_failed_refit_leaves_the_model_as_it_was(monkeypatch):
+    """A fit that raises part way (here: too few samples for early stopping; also Ctrl-C)
+    leaves every attribute as before: the model still predicts its own inputs, and inputs
+    of the failed fit's shape are refused, not read past their end."""
+    from fastgru.engine import predict_cpu
+
+    rng = np.random.default_rng(3)
+    X1, X2 = rng.random((40, 6, 1)), rng.random((1, 5, 2))
+    reg = small().fit(X1, X1[:, -1, 0])
+    ref = reg.predict(X1)
+    reg.set_params(early_stopping=True)
+    before = dict(vars(reg))
+    with pytest.raises(ValueError):
+        reg.fit(X2, X2[:, -1, 0])
+    assert vars(reg).keys() == before.keys()
+    assert all(vars(reg)[k] is v for k, v in before.items())  # the very same objects
+    assert reg.n_features_in_ == 1 and reg.spec_.n_features == 1
+    np.testing.assert_array_equal(reg.predict(X1), ref)
+    with pytest.raises(ValueError, match="features per time step"):
+        reg.predict(rng.random((3, 5, 2)))
+    import fastgru.estimator as est
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(est, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reg.set_params(early_stopping=False).fit(X2, X2[:, -1, 0])
+    assert reg.n_features_in_ == 1 and reg.loss_curve_ == before["loss_curve_"]
+    with pytest.raises(ValueError, match=r"X must have shape \(N, T, 1\)"):
+        predict_cpu(reg.spec_, reg.theta_, rng.random((3, 5, 2)))  # the engine checks too
+
+
 def test_predict_before_fit():
     with pytest.raises(NotFittedError):
         small().predict(np.zeros((2, 3, 1)))

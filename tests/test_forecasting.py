@@ -71,6 +71,29 @@ def test_a_csv_path_works_wherever_a_frame_does(df, fitted, tmp_path):
         GRUForecaster(target="Temp", **TINY).fit(tmp_path / "missing.csv")
 
 
+def test_a_failed_refit_leaves_the_forecaster_as_it_was(df, fitted, monkeypatch):
+    """A refit interrupted in training (after the data checks set the new columns and
+    scaler) keeps the fitted forecaster: its columns, scaler and network still go
+    together."""
+    import copy
+
+    import fastgru.estimator as est
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    fc = copy.deepcopy(fitted)
+    fc.set_params(features=["Hum"])
+    before = dict(vars(fc))
+    monkeypatch.setattr(est, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fc.fit(df)
+    assert vars(fc).keys() == before.keys()
+    assert all(vars(fc)[k] is v for k, v in before.items())
+    fc.set_params(features=None)
+    pd.testing.assert_series_equal(fc.predict(steps=3), fitted.predict(steps=3))
+
+
 def manual_predict(fc, hist):
     """One direct forecast from a window in original units, computed outside predict()."""
     scaled = (hist - fc.scale_offset_) / fc.scale_
