@@ -74,6 +74,7 @@ How the work is laid out (``benchmarks/RESULTS.md`` has the measurements behind 
 import ctypes
 import math
 import os
+import types as pytypes
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -2374,6 +2375,44 @@ def _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order
     return total / n, -1
 
 
+def _renamed(fn, name):
+    """``fn``'s code under another name: Numba caches a function by its qualified name, so
+    the copy compiled with other options has its own cache entries."""
+    copy = pytypes.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__,
+                                fn.__closure__)  # fmt: skip
+    copy.__qualname__ = name
+    return copy
+
+
+# The epoch driver without threads (prange runs as range): the same parts, in order, so the
+# same results. For a process forked from one whose OpenMP threads had started: GNU OpenMP
+# terminates such a child when it starts a parallel region (Numba's "fork() called from a
+# process already using GNU OpenMP"), and multiprocessing.Pool then waits forever.
+_train_epoch_serial = njit(**NJIT_OPTIONS)(_renamed(_train_epoch.py_func, "_train_epoch_serial"))
+_OPENMP_FORKED = False
+
+
+def _after_fork_in_child():
+    global _OPENMP_FORKED
+    try:
+        from numba.np.ufunc import parallel
+
+        started = parallel._is_initialized and parallel._threading_layer in ("omp", None)
+    except (ImportError, AttributeError):  # Numba internals moved: assume the worst
+        started = True
+    _OPENMP_FORKED = _OPENMP_FORKED or bool(started)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def epoch_driver():
+    """The compiled epoch driver this process can run: ``_train_epoch`` (parallel), or
+    ``_train_epoch_serial`` in a child forked after OpenMP started."""
+    return _train_epoch_serial if _OPENMP_FORKED else _train_epoch
+
+
 def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order, batch_size,
                 opt_kind, lr, beta1, beta2, eps, momentum, nesterov, clip_norm,
                 m, v, step, ws, grads, wpack, part_loss):  # fmt: skip
@@ -2393,9 +2432,9 @@ def train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
     training stops there without applying that batch's update.
     """
     ensure_entries(theta.dtype, ("gemm", "part", "pack", "update"))
-    return _train_epoch(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
-                        batch_size, opt_kind, lr, beta1, beta2, eps, momentum, nesterov,
-                        clip_norm, m, v, step, ws, grads, wpack, part_loss)  # fmt: skip
+    return epoch_driver()(theta, layout, head, reset_after, loss_kind, delta, X, y, order,
+                          batch_size, opt_kind, lr, beta1, beta2, eps, momentum, nesterov,
+                          clip_norm, m, v, step, ws, grads, wpack, part_loss)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ class CPURunner:
         _precompile.wait(dtype, "train")
         self._cpu.ensure_entries(dtype, ("gemm", "pack", "update"))
         args = self.epoch_args(np.arange(len(self.X), dtype=np.int64))
-        self._cpu._train_epoch.compile(tuple(numba.typeof(a) for a in args))
+        self._cpu.epoch_driver().compile(tuple(numba.typeof(a) for a in args))
         self._ready = True
 
     def epoch(self, order):

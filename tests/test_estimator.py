@@ -277,6 +277,26 @@ def test_a_failed_refit_leaves_the_model_as_it_was(monkeypatch):
         predict_cpu(reg.spec_, reg.theta_, rng.random((3, 5, 2)))  # the engine checks too
 
 
+def _fit_in_child(seed):
+    rng = np.random.default_rng(5)
+    X = rng.random((64, 6, 1))
+    return small(random_state=seed).fit(X, X[:, -1, 0]).predict(X)
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="no fork on this platform")  # fmt: skip
+def test_fit_in_a_child_forked_after_fitting():
+    """GNU OpenMP terminates a forked child that starts a parallel region once the parent
+    has (a multiprocessing.Pool then waits forever): such a child trains with the serial
+    driver, on the same parts, to the same bits."""
+    import multiprocessing
+
+    parent = _fit_in_child(1)  # the parent's parallel driver has run
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_fit_in_child, (1,)).get(timeout=120)
+    np.testing.assert_array_equal(child, parent)
+
+
 def test_predict_before_fit():
     with pytest.raises(NotFittedError):
         small().predict(np.zeros((2, 3, 1)))
