@@ -146,10 +146,22 @@ def _release(path):
         pass
 
 
-def wait(dtype, stage, timeout=300.0):
+def _cpu_ticks(pid):
+    """CPU time used so far by process ``pid`` (clock ticks; Linux), or ``None``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wait(dtype, stage, timeout=300.0, stall=20.0):
     """Block until the helper of ``dtype`` has finished ``stage`` or ended; return at once
     if there is none (or it belongs to the parent of a forked process). A helper still
-    busy after ``timeout`` seconds is abandoned: this process compiles for itself.
+    busy after ``timeout`` seconds, or that has used no CPU time for ``stall`` seconds
+    (stopped, or starved: where the system tells), is abandoned: this process compiles for
+    itself.
 
     The stages run in order ("train", then "predict"): a process that predicts before the
     helper has finished "train" (a model loaded, never fitted here) does not wait for both,
@@ -161,9 +173,15 @@ def wait(dtype, stage, timeout=300.0):
     if any(not helper.done[s].is_set() for s in earlier):
         return
     event = helper.done[stage]
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
+    ticks, moved = _cpu_ticks(helper.proc.pid), start
     while not event.wait(0.25):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        latest = _cpu_ticks(helper.proc.pid)
+        if latest != ticks:
+            ticks, moved = latest, now
+        if now > deadline or (ticks is not None and now - moved > stall):
             helper.abandon()
             return
 

@@ -174,6 +174,18 @@ def test_a_stuck_helper_is_abandoned_once(monkeypatch, sleeper):
     assert time.perf_counter() - t < 1
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc")
+def test_a_helper_that_uses_no_cpu_is_abandoned_early(monkeypatch, sleeper):
+    """A stopped (or starved) helper is not waited for until the timeout: after ``stall``
+    seconds without CPU time it is abandoned."""
+    helper = _helper_like(sleeper, owner=os.getpid())
+    monkeypatch.setitem(_precompile._helpers, "float32", helper)
+    t = time.perf_counter()
+    _precompile.wait("float32", "train", timeout=60, stall=1.0)
+    assert 0.9 < time.perf_counter() - t < 10
+    assert sleeper.wait(10) != 0  # killed
+
+
 def test_a_predict_before_the_training_stage_does_not_wait(monkeypatch, sleeper):
     """A process that predicts before the helper has finished the training kernels (a
     model loaded, not fitted) compiles the prediction kernels itself rather than wait for
