@@ -14,7 +14,36 @@ kernels alongside (:mod:`fastgru._precompile`); ``FASTGRU_NO_PRECOMPILE=1`` turn
 
 import os
 
-CACHE = os.environ.get("FASTGRU_NO_CACHE", "") not in ("1", "true", "yes")
+
+def _probe():  # a function of this package for Numba to find a cache folder for
+    pass
+
+
+def _cache_usable():
+    """Whether Numba finds somewhere to cache this package's kernels (the package's
+    ``__pycache__``, ``NUMBA_CACHE_DIR`` or the user's cache folder, writable). Without one,
+    ``cache=True`` made the first compilation fail ("cannot cache function ...: no locator
+    available"): then the kernels are compiled in every process, with a warning."""
+    try:
+        from numba.core.caching import FunctionCache
+    except ImportError:  # Numba internals moved: let Numba decide
+        return True
+    try:
+        FunctionCache(_probe)
+    except RuntimeError:
+        import warnings
+
+        warnings.warn("fastgru: Numba has no writable folder to cache the compiled kernels "
+                      "in, so every process compiles them (~10-20 s). Set NUMBA_CACHE_DIR to "
+                      "a writable folder, or FASTGRU_NO_CACHE=1 to silence this.",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        return False
+    except Exception:  # anything else: let Numba decide
+        return True
+    return True
+
+
+CACHE = os.environ.get("FASTGRU_NO_CACHE", "") not in ("1", "true", "yes") and _cache_usable()
 
 NJIT_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 

@@ -138,6 +138,27 @@ print(json.dumps({"pred": pred.tolist(), "first": first.tolist(),
     np.testing.assert_array_equal(np.array(res["first"]), np.array(res["pred"]))
 
 
+def test_no_writable_cache_folder_compiles_without_caching(tmp_path):
+    """Where Numba finds no folder to cache in (simulated: only the zip-file locator), the
+    kernels compile without caching, with a warning that names the fix; they used to fail
+    to compile ("cannot cache function ...: no locator available")."""
+    code = ("import numpy as np\n"
+            "from fastgru import GRURegressor, cpu\n"
+            "assert not cpu.kernels_cacheable()\n"
+            "r = GRURegressor(units=3, epochs=1, device='cpu', random_state=0)\n"
+            "r.fit(np.ones((8, 3, 1)), np.ones(8))\n"
+            "print(r.predict(np.ones((1, 3, 1)))[0])\n")  # fmt: skip
+    env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES="_ZipCacheLocator",
+               FASTGRU_NO_PRECOMPILE="1")  # fmt: skip
+    env.pop("FASTGRU_NO_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Numba has no writable folder to cache the compiled kernels" in done.stderr
+    assert "Set NUMBA_CACHE_DIR to a writable folder" in done.stderr
+    assert np.isfinite(float(done.stdout))
+
+
 @pytest.fixture
 def sleeper():
     """A process standing in for a helper that never finishes; killed after the test."""
