@@ -402,12 +402,18 @@ def info():
     import pandas
     import sklearn
 
-    from . import __version__
+    from . import __version__, cpu
     from .estimator import _cuda_status
 
     ok, reason = _cuda_status()
-    from numba.core import config as nconfig
-
+    # Where Numba really caches (a read-only NUMBA_CACHE_DIR makes it fall back elsewhere).
+    where = cpu.cache_directory()
+    if where is None:
+        cache = "off: every process compiles (FASTGRU_NO_CACHE, or no writable folder)"
+    else:
+        ready = {True: "float32 kernels compiled", False: "float32 kernels not compiled yet",
+                 None: "contents unknown"}[cpu.kernels_compiled("float32")]  # fmt: skip
+        cache = f"{where} ({ready})"
     rows = [
         ("fastgru", __version__),
         ("python", platform.python_version()),
@@ -416,7 +422,7 @@ def info():
         ("pandas", pandas.__version__),
         ("scikit-learn", sklearn.__version__),
         ("cpu threads", f"{numba.get_num_threads()} (Numba), {os.cpu_count()} cores"),
-        ("compile cache", nconfig.CACHE_DIR or "beside the package (__pycache__)"),
+        ("compile cache", cache),
         ("cuda", f"usable: {reason}" if ok else f"not usable: {reason}"),
     ]
     for k, v in rows:

@@ -2220,7 +2220,8 @@ def kernels_compiled(dtype=None):
         if not os.path.exists(index) or os.path.getmtime(index) < os.path.getmtime(__file__):
             return False
         magic = cpu_target.target_context.codegen().magic_tuple()
-        return listed(sig for sig, target in cache_file._load_index() if target == magic)
+        # Index keys are (signature, target, ...): Numba 0.68 added a third item.
+        return listed(key[0] for key in cache_file._load_index() if key[1] == magic)
     except Exception:  # Numba internals moved: say nothing rather than guess
         return None
 

@@ -138,6 +138,25 @@ print(json.dumps({"pred": pred.tolist(), "first": first.tolist(),
     np.testing.assert_array_equal(np.array(res["first"]), np.array(res["pred"]))
 
 
+def test_kernels_compiled_reads_the_cache_index(tmp_path):
+    """A new process tells from Numba's cache index which dtypes' kernels are compiled
+    (the index keys grew a third item in Numba 0.68: the answer had become "cannot tell"
+    for every cache that existed)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), FASTGRU_NO_PRECOMPILE="1")
+    env.pop("FASTGRU_NO_CACHE", None)
+    fit = ("import numpy as np\n"
+           "from fastgru import GRURegressor\n"
+           "r = GRURegressor(units=3, epochs=1, device='cpu')\n"
+           "r.fit(np.ones((8, 3, 1)), np.ones(8))\n")  # fmt: skip
+    ask = ("from fastgru import cpu\n"
+           "print(cpu.kernels_compiled('float32'), cpu.kernels_compiled('float64'))\n")  # fmt: skip
+    for code in (fit, ask):
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+
+
 def test_no_writable_cache_folder_compiles_without_caching(tmp_path):
     """Where Numba finds no folder to cache in (simulated: only the zip-file locator), the
     kernels compile without caching, with a warning that names the fix; they used to fail
