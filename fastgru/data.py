@@ -263,42 +263,37 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     return dates, values, columns
 
 
-def uneven_steps(dates):
-    """A one-line description of where ``dates`` (sorted) leave their usual step, or
-    ``None`` when they are evenly spaced (in the calendar sense for months and business
-    days: whatever pandas can name a frequency for)."""
-    if len(dates) < 3:
-        return None
-    try:
-        if pd.DatetimeIndex(dates, freq="infer").freq is not None:
-            return None
-    except ValueError:
-        pass
-    gaps = pd.Series(dates[1:] - dates[:-1])
-    usual = gaps.median()
-    odd = np.flatnonzero((gaps != usual).to_numpy())
-    if len(odd) == 0:
-        return None
-    r = int(odd[0])
-    return (f"the dates are not evenly spaced: {len(odd)} of {len(gaps)} steps differ from the "
-            f"usual {_step_alias(usual)} (the first: "
-            f"{_fmt_date(dates[r])} to {_fmt_date(dates[r + 1])}); the windows run across "
-            "those gaps. Add the missing dates (empty values, then fill) if the steps should "
-            "be even")  # fmt: skip
-
-
-def infer_frequency(dates):
-    """The step between dates: a pandas frequency alias when regular, else the median gap."""
+def frequency_of(dates):
+    """The step between ``dates`` (sorted) and where they leave it: ``(alias, uneven)``.
+    ``alias`` is pandas' frequency alias when it can name one (even steps, in the calendar
+    sense for months and business days), else the median gap's; ``uneven`` is ``None``, or
+    a one-line description of the steps that differ from it."""
     if len(dates) >= 3:
         try:
             inferred = pd.DatetimeIndex(dates, freq="infer").freq
         except ValueError:  # irregular or non-unique dates
             inferred = None
         if inferred is not None:
-            return inferred.freqstr
+            return inferred.freqstr, None
     if len(dates) < 2:
         raise DataError("need at least 2 dates to infer the frequency of the series")
-    return _step_alias(pd.Series(dates[1:] - dates[:-1]).median())
+    gaps = pd.Series(dates[1:] - dates[:-1])
+    usual = gaps.median()
+    odd = np.flatnonzero((gaps != usual).to_numpy())
+    uneven = None
+    if len(odd):
+        r = int(odd[0])
+        uneven = (f"the dates are not evenly spaced: {len(odd)} of {len(gaps)} steps differ "
+                  f"from the usual {_step_alias(usual)} (the first: {_fmt_date(dates[r])} to "
+                  f"{_fmt_date(dates[r + 1])}); the windows run across those gaps. Add the "
+                  "missing dates (empty values, then fill) if the steps should be "
+                  "even")  # fmt: skip
+    return _step_alias(usual), uneven
+
+
+def infer_frequency(dates):
+    """The step between dates: a pandas frequency alias when regular, else the median gap."""
+    return frequency_of(dates)[0]
 
 
 def _step_alias(gap):

@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._atomic import unchanged_on_failure
 from .engine import (
     CPURunner,
     OptimizerState,
@@ -305,7 +306,6 @@ class GRURegressor(RegressorMixin, BaseEstimator):
                              f"y has {y.shape[0]}")  # fmt: skip
         if y.ndim == 2 and y.shape[1] == 0:
             raise ValueError("y has shape (n, 0); it needs at least one output column")
-        _in_range(y.astype(self.dtype, copy=False), y.dtype, "y")
         return y
 
     # ------------------------------------------------------------------ fitting
@@ -335,25 +335,17 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         """
         return self._fit(X, y, incremental=True)
 
+    # A fit that fails or is interrupted part way (bad data for early stopping, CUDA not
+    # usable, Ctrl-C, memory) leaves the model as it was: the checks below set attributes
+    # (n_features_in_, ...) before training, and a model whose n_features_in_ no longer
+    # matched its weights read past the end of X in predict.
+    @unchanged_on_failure
     def _fit(self, X, y, incremental):
-        # A fit that fails or is interrupted part way (bad data for early stopping, CUDA
-        # not usable, Ctrl-C, memory) leaves the model as it was: the checks below set
-        # attributes (n_features_in_, ...) before training, and a model whose
-        # n_features_in_ no longer matched its weights read past the end of X in predict.
-        before = self.__dict__.copy()
-        try:
-            return self._fit_or_raise(X, y, incremental)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-
-    def _fit_or_raise(self, X, y, incremental):
         units = self._check_params()
         reuse = hasattr(self, "theta_") and (incremental or self.warm_start)
         Xv = self._validate_X(X, reset=not reuse)
         y = self._validate_y(y, Xv.shape[0])
-        y2 = y.reshape(len(y), -1).astype(self.dtype)
+        y2 = _in_range(y.reshape(len(y), -1).astype(self.dtype), y.dtype, "y")
         n_outputs = y2.shape[1]
         device = resolve_device(self.device)
         spec = NetworkSpec(Xv.shape[2], units, n_outputs, bool(self.reset_after), self.dtype)

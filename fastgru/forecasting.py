@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from ._atomic import unchanged_on_failure
 from .data import (
     FILL_METHODS,
     SCALERS,
@@ -18,10 +19,10 @@ from .data import (
     default_season_length,
     fit_scaler,
     forecast_metrics,
+    frequency_of,
     infer_frequency,
     prepare_frame,
     read_csv,
-    uneven_steps,
 )
 from .serving import forecaster_attributes, forecaster_params, recursive_forecast
 from .windows import make_windows
@@ -144,6 +145,15 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             return prepare_frame(data, columns[0], columns[1:], self.date_col, self.fill)
         return prepare_frame(data, self.target, self.features, self.date_col, self.fill)
 
+    @staticmethod
+    def _frequency(dates, stacklevel):
+        """The frequency alias of ``dates``, with a ``DateWarning`` where they are uneven
+        (``stacklevel``: the frames from here to the user's call)."""
+        freq, uneven = frequency_of(dates)
+        if uneven is not None:
+            warnings.warn(uneven, DateWarning, stacklevel=stacklevel)
+        return freq
+
     def _regressor(self):
         from .estimator import GRURegressor
 
@@ -152,6 +162,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
     def _scale(self, values):
         return (values - self.scale_offset_) / self.scale_
 
+    @unchanged_on_failure  # a fit that fails part way changes nothing
     def fit(self, data):
         """Fit the scaler and the network on a dated series.
 
@@ -164,15 +175,6 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         -------
         self
         """
-        before = self.__dict__.copy()  # a fit that fails part way changes nothing
-        try:
-            return self._fit_or_raise(data)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-
-    def _fit_or_raise(self, data):
         self._check_params()
         dates, values, columns = self._prepare(data)
         need = self.window + self.horizon
@@ -181,11 +183,8 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                             "are needed for one training sample. Use a smaller window or more "
                             "data")  # fmt: skip
         self._regressor()._check_params()  # bad settings fail before any compilation
-        uneven = uneven_steps(dates)
-        if uneven is not None:
-            warnings.warn(uneven, DateWarning, stacklevel=2)
         self.columns_ = columns
-        self.freq_ = infer_frequency(dates)
+        self.freq_ = self._frequency(dates, stacklevel=4)  # (fit is wrapped: one more)
         self.last_date_ = dates[-1]
         self.scale_offset_, self.scale_ = fit_scaler(self.scaler or "none", values)
         X, y = make_windows(self._scale(values), self.window, self.horizon, target=0)
@@ -264,10 +263,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         if n_train < self.window + H:
             raise DataError(f"only {n_train} rows before the test period; window + horizon = "
                             f"{self.window + H} are needed to train")  # fmt: skip
-        uneven = uneven_steps(dates)
-        if uneven is not None:
-            warnings.warn(uneven, DateWarning, stacklevel=2)
-        freq = infer_frequency(dates)
+        freq = self._frequency(dates, stacklevel=3)
         m = self.season_length or default_season_length(freq)
         origins = np.arange(n_train, n - H + 1)
         step = len(origins) if refit_every is None else refit_every

@@ -92,11 +92,10 @@ def _future_rows(future, columns, dates):
     """The rows of ``future`` (a DataFrame, or a Series of the one feature) for the
     forecast ``dates``: by date when it is indexed by dates, else its rows in order."""
     if isinstance(future, pd.Series):
-        name = future.name if future.name is not None else columns[0]
-        if len(columns) != 1 and future.name is None:
+        if future.name is None and len(columns) != 1:
             raise DataError(f"future is an unnamed Series; pass a DataFrame with the columns "
                             f"{', '.join(columns)}")  # fmt: skip
-        future = future.to_frame(name=name)
+        future = future.to_frame(name=columns[0] if future.name is None else future.name)
     if not isinstance(future, pd.DataFrame):
         raise DataError(f"future must be a pandas DataFrame with the columns "
                         f"{', '.join(columns)}, got {type(future).__name__}")  # fmt: skip
