@@ -1138,10 +1138,22 @@ def _struct(context, builder, signature, args, i):
     return builder.ptrtoint(arr.data, _I64), dim, stride
 
 
-def _gemm_codegen(has_bias, f64_impl):
+def _by_dtype(f64_impl, emit_f32):
+    """An intrinsic's codegen over arrays of one float dtype: float64 compiles ``f64_impl``
+    (once per signature); float32 emits ``emit_f32(context, builder, signature, args)``
+    right in the caller."""
+
     def codegen(context, builder, signature, args):
         if signature.args[0].dtype == types.float64:
             return context.compile_internal(builder, f64_impl, signature, args)
+        emit_f32(context, builder, signature, args)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _gemm_codegen(has_bias, f64_impl):
+    def emit(context, builder, signature, args):
         a, adim, astride = _struct(context, builder, signature, args, 0)
         b, _, bstride = _struct(context, builder, signature, args, 1)
         c, cdim, cstride = _struct(context, builder, signature, args, 2)
@@ -1154,9 +1166,8 @@ def _gemm_codegen(has_bias, f64_impl):
         _emit_slot_call(builder, _SLOT_SGEMM, [a, astride(0), astride(1), b, bstride(0), c,
                                                cstride(0), bias, adim(0), cdim(1), adim(1),
                                                acc])  # fmt: skip
-        return context.get_dummy_value()
 
-    return codegen
+    return _by_dtype(f64_impl, emit)
 
 
 # gemm and gemm_bias are intrinsics, not overloads: for float32 their code (the call of the
@@ -1299,16 +1310,13 @@ def _ew_intrinsic(params, f32_kernel, f64_kernel, doc):
         if dt not in (types.float32, types.float64) or any(a.dtype != dt for a in arrays):
             return None
 
-        def codegen(context, builder, signature, args):
-            if dt == types.float64:
-                return context.compile_internal(builder, f64_impl, signature, args)
-            arrs = [context.make_array(t)(context, builder, v)
-                    for t, v in zip(signature.args, args, strict=True)]  # fmt: skip
-            f32_kernel.emit(builder, [builder.ptrtoint(a.data, _I64) for a in arrs],
-                            arrs[0].nitems)  # fmt: skip
-            return context.get_dummy_value()
+        return types.void(*arrays), _by_dtype(f64_impl, emit)
 
-        return types.void(*arrays), codegen
+    def emit(context, builder, signature, args):
+        arrs = [context.make_array(t)(context, builder, v)
+                for t, v in zip(signature.args, args, strict=True)]  # fmt: skip
+        f32_kernel.emit(builder, [builder.ptrtoint(a.data, _I64) for a in arrs],
+                        arrs[0].nitems)  # fmt: skip
 
     ns = {"f64_kernel": f64_kernel, "typer": typer}
     exec(f"def f64_impl({names}):\n    f64_kernel({names})", ns)
@@ -1531,9 +1539,7 @@ def _mm(typingctx, P, Q, lo, hi, backward, X, C, acc):
         return None
     sig = types.void(P, Q, types.int64, types.int64, types.int64, X, C, types.int64)
 
-    def codegen(context, builder, signature, args):
-        if signature.args[0].dtype == types.float64:
-            return context.compile_internal(builder, _mm_f64_impl, signature, args)
+    def emit(context, builder, signature, args):
         p, pdim, _ = _struct(context, builder, signature, args, 0)
         q, qdim, _ = _struct(context, builder, signature, args, 1)
         x, xdim, _ = _struct(context, builder, signature, args, 5)
@@ -1567,9 +1573,8 @@ def _mm(typingctx, P, Q, lo, hi, backward, X, C, acc):
         gN = builder.select(row, M, Bv)
         _emit_slot_call(builder, _SLOT_SGEMM, [ga, gsai, one, gb, gldb, c, gldc, zero, gM,
                                                gN, K, acc_])  # fmt: skip
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _by_dtype(_mm_f64_impl, emit)
 
 
 @njit(**NJIT_OPTIONS)
@@ -1663,9 +1668,7 @@ def _grad_steps(typingctx, A, B, lo, hi, C):
         return None
     sig = types.void(A, B, types.int64, types.int64, C)
 
-    def codegen(context, builder, signature, args):
-        if signature.args[0].dtype == types.float64:
-            return context.compile_internal(builder, _grad_steps_f64_impl, signature, args)
+    def emit(context, builder, signature, args):
         a, adim, _ = _struct(context, builder, signature, args, 0)
         b, bdim, _ = _struct(context, builder, signature, args, 1)
         c, _, cstride = _struct(context, builder, signature, args, 4)
@@ -1687,9 +1690,8 @@ def _grad_steps(typingctx, A, B, lo, hi, C):
                 _emit_slot_call(builder, _SLOT_SNT, [a, Bv, builder.mul(M, Bv), b_lo, Bv,
                                                      builder.mul(n, Bv), c, ldc, M, N, T, nv,
                                                      zero])  # fmt: skip
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _by_dtype(_grad_steps_f64_impl, emit)
 
 
 @njit(**NJIT_OPTIONS)
