@@ -1762,12 +1762,12 @@ def gru_backward(X, Hs, G, AUX, DAN, Wc, Uc, UTc, WTc, reset_after, dY, dh, tmp,
 @njit(inline="always", **NJIT_OPTIONS)
 def _loss_part(yhat, y, loss_kind, delta, inv, dyhat):
     """``inv`` times the summed loss of the rows given, and its gradient (also scaled by
-    ``inv``) in ``dyhat``; float64 accumulation."""
+    ``inv``) in ``dyhat``; the errors and their sum in float64."""
     B, O = yhat.shape
     total = 0.0
     for i in range(B):
         for j in range(O):
-            e = float(yhat[i, j]) - float(y[i, j])
+            e = np.float64(yhat[i, j]) - np.float64(y[i, j])  # (float() keeps float32)
             if loss_kind == 0:
                 total += e * e
                 dyhat[i, j] = 2.0 * e * inv

@@ -1105,6 +1105,9 @@ class CUDARunner:
 
         return (dup(self.d_theta), dup(self.d_m), dup(self.d_v), self.opt.step.copy())
 
+    def params_finite(self):
+        return bool(np.isfinite(self.d_theta.copy_to_host()).all())
+
     def restore(self, token):
         theta, m, v, step = token
         self.d_theta.copy_to_device(theta)

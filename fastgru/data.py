@@ -327,15 +327,29 @@ def default_season_length(freq):
 
 
 # ------------------------------------------------------------------ scaling
-def fit_scaler(kind, values):
-    """Per-column ``(offset, scale)`` so that ``(values - offset) / scale`` is scaled."""
-    if kind == "minmax":
-        lo, hi = values.min(axis=0), values.max(axis=0)
-        return lo, np.where(hi > lo, hi - lo, 1.0)
-    if kind == "standard":
-        mu, sd = values.mean(axis=0), values.std(axis=0)
-        return mu, np.where(sd > 0, sd, 1.0)
-    return np.zeros(values.shape[1]), np.ones(values.shape[1])
+def fit_scaler(kind, values, columns=None):
+    """Per-column ``(offset, scale)`` so that ``(values - offset) / scale`` is scaled.
+
+    Raises :class:`DataError` (naming the column, from ``columns`` when given) when a
+    column's range or spread overflows float64 (values beyond ~1e154 or ~1e308)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "minmax":
+            lo, hi = values.min(axis=0), values.max(axis=0)
+            offset, scale = lo, np.where(hi > lo, hi - lo, 1.0)
+        elif kind == "standard":
+            mu, sd = values.mean(axis=0), values.std(axis=0)
+            offset, scale = mu, np.where(sd > 0, sd, 1.0)
+        else:
+            return np.zeros(values.shape[1]), np.ones(values.shape[1])
+    bad = ~(np.isfinite(offset) & np.isfinite(scale))
+    if bad.any():
+        j = int(np.argmax(bad))
+        name = repr(columns[j]) if columns is not None else f"{j}"
+        col = values[:, j]
+        raise DataError(f"column {name} is too large to scale ({kind} scaling overflows: "
+                        f"values from {col.min():.3g} to {col.max():.3g}); divide it by a "
+                        "power of ten first")  # fmt: skip
+    return offset, scale
 
 
 # ------------------------------------------------------------------ metrics

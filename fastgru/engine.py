@@ -157,6 +157,9 @@ class CPURunner:
     def snapshot(self):
         return (self.theta.copy(), self.opt.m.copy(), self.opt.v.copy(), self.opt.step.copy())
 
+    def params_finite(self):
+        return bool(np.isfinite(self.theta).all())
+
     def restore(self, token):
         theta, m, v, step = token
         self.theta[:] = theta
@@ -381,7 +384,7 @@ def train(runner, cfg, rng, n_samples, X_val=None, y_val=None, on_epoch=None):
     History
         Per-epoch losses. With early stopping the runner holds the best weights at the end
         (scored on the validation loss when given, else on the training loss); if the loss
-        became non-finite, it holds the weights of the last finite epoch and
+        or the weights became non-finite, it holds the weights of the last finite epoch and
         ``history.diverged`` is set.
     """
     hist = History()
@@ -393,7 +396,9 @@ def train(runner, cfg, rng, n_samples, X_val=None, y_val=None, on_epoch=None):
         t0 = time.perf_counter()
         order = rng.permutation(n_samples) if cfg.shuffle else np.arange(n_samples)
         loss, bad = runner.epoch(order)
-        if bad >= 0 or not np.isfinite(loss):
+        # A finite loss and gradient can still overflow the weights in the epoch's last
+        # update (every earlier one shows in the next batch's loss).
+        if bad >= 0 or not np.isfinite(loss) or not runner.params_finite():
             runner.restore(last_good)
             hist.diverged = True
             break

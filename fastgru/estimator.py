@@ -443,9 +443,13 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         self.best_loss_ = float(min(self.best_loss_, hist.best_loss))
         self.n_iter_ = (self.n_iter_ + len(hist.loss)) if incremental else len(hist.loss)
         if hist.diverged:
+            if hist.loss:
+                kept = "of the last finite epoch"
+            else:
+                kept = "from before this call" if incremental else "it started from"
             warnings.warn(
-                f"Training stopped after {len(hist.loss)} complete epoch(s): the loss or its "
-                "gradient became NaN or infinite. The weights of the last finite epoch were "
+                f"Training stopped after {len(hist.loss)} complete epoch(s): the loss, its "
+                f"gradient or the weights became NaN or infinite. The weights {kept} were "
                 f"kept. Try a lower learning_rate (now {self.learning_rate}), set clip_norm "
                 "(e.g. 1.0), or scale X and y (e.g. MinMaxScaler).",
                 RuntimeWarning,

@@ -186,7 +186,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         self.columns_ = columns
         self.freq_ = self._frequency(dates, stacklevel=4)  # (fit is wrapped: one more)
         self.last_date_ = dates[-1]
-        self.scale_offset_, self.scale_ = fit_scaler(self.scaler or "none", values)
+        self.scale_offset_, self.scale_ = fit_scaler(self.scaler or "none", values, columns)
         X, y = make_windows(self._scale(values), self.window, self.horizon, target=0)
         reg = self._regressor()
         reg.fit(X, y if self.horizon > 1 else y[:, 0])

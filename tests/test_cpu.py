@@ -161,6 +161,15 @@ def test_loss_kernel_values(kind, expected):
         np.testing.assert_allclose(d, [[0.125, -0.25], [0.25, 0.0625]])
 
 
+def test_float32_loss_errors_are_float64():
+    # As the CUDA kernel: (3e19)^2 overflows float32 but not the float64 the loss sums in.
+    yhat = np.array([[3e19], [1.0 + 2**-23]], np.float32)
+    y = np.array([[0.0], [1.0]], np.float32)
+    d = np.empty_like(yhat)
+    assert cpu.loss_and_grad(yhat, y, 0, 1.0, d) == pytest.approx((9e38 + 2**-46) / 2, rel=1e-6)
+    assert d[0, 0] == np.float32(3e19) and d[1, 0] == np.float32(2**-23)
+
+
 # ---------------------------------------------------------------------------- optimizers
 def test_adam_update_matches_oracle():
     rng = np.random.default_rng(0)

@@ -311,6 +311,15 @@ def test_snapshot_restore_and_train_loop():
     gpu_r.restore(token)
     assert np.array_equal(gpu_r.predict(X), before)
     assert int(gpu_r.opt.step[0]) == 4
+    assert gpu_r.params_finite() and cpu_r.params_finite()
+    inf = token[0].copy_to_host()
+    inf[-1] = np.inf
+    gpu_r.restore((inf,) + token[1:])
+    last = cpu_r.theta[-1]
+    cpu_r.theta[-1] = np.inf
+    assert not gpu_r.params_finite() and not cpu_r.params_finite()
+    gpu_r.restore(token)
+    cpu_r.theta[-1] = last
     # The engine's loop over both backends, same shuffles: same history and weights.
     cfg = gpu_r.cfg
     cfg.epochs = 2

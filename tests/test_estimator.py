@@ -135,6 +135,27 @@ def test_divergence_warns_and_keeps_finite_weights(lag_data):
     assert np.all(np.isfinite(m.predict(X2[:3])))
 
 
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_weights_overflowing_in_the_last_update_are_caught(epochs):
+    # The loss and gradient of the epoch's last batch are finite; the update they give is
+    # not: caught at the end of the epoch (it used to be kept as "the last finite epoch").
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 4, 1))
+    y = 10 * rng.normal(size=8)
+    m = GRURegressor(units=2, epochs=epochs, batch_size=8, optimizer="sgd", momentum=0.0,
+                     learning_rate=1e38, random_state=0, device="cpu", dtype="float32")  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="or the weights became NaN.*weights it started"):
+        m.fit(X, y)
+    assert np.all(np.isfinite(m.theta_)) and m.loss_curve_ == []
+    assert np.all(np.isfinite(m.predict(X[:3])))
+    m.set_params(learning_rate=1e-3).fit(X, y)
+    before = m.theta_.copy()
+    m.set_params(learning_rate=1e38)
+    with pytest.warns(RuntimeWarning, match="weights from before this call were kept"):
+        m.partial_fit(X, y)
+    np.testing.assert_array_equal(m.theta_, before)
+
+
 @pytest.mark.filterwarnings("ignore:Early stopping did not trigger")
 def test_verbose_progress_bar(lag_data, capsys):
     X2, y = lag_data

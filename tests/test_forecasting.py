@@ -364,6 +364,17 @@ def test_standard_and_no_scaler(df):
     assert np.isfinite(fc.predict(3)).all()
 
 
+@pytest.mark.parametrize("scaler, scale", [("standard", 1e160), ("minmax", 9e307)])
+def test_values_too_large_to_scale_are_an_error(df, scaler, scale):
+    # The spread overflows float64 (std beyond ~1e154, max - min beyond ~1.8e308): it was a
+    # NaN forecast (standard) or a "values contain NaN or inf" error (minmax).
+    huge = df.assign(Hum=scale * np.sin(np.arange(len(df)) / 5))
+    fc = GRUForecaster(target="Temp", features=["Hum"], scaler=scaler, **TINY)
+    with pytest.raises(DataError, match=r"column 'Hum' is too large to scale .*divide it"):
+        fc.fit(huge)
+    assert not hasattr(fc, "scale_")
+
+
 # ------------------------------------------------------------------ backtest
 Y = np.array([1.0, 2, 4, 7, 11, 16, 22, 29, 37, 46, 56, 67])
 
