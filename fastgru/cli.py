@@ -72,6 +72,24 @@ def _root(
     pass
 
 
+#: Exit status when stdout is closed early (``fastgru info | head -1``): 128 + SIGPIPE, what
+#: the shell reports for a tool the signal ends. (Python ignores SIGPIPE and gets an error.)
+STDOUT_CLOSED = 141
+
+
+def _stdout_closed():
+    """The exit status after a write found stdout's reader gone: the reader's choice, not an
+    error, so no message. Points stdout at ``os.devnull``, so that Python's flush of what is
+    still buffered does not print "Exception ignored ... BrokenPipeError" at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass
+    return STDOUT_CLOSED
+
+
 def fail(message):
     """Print one line on stderr and exit with code 2."""
     typer.echo(f"Error: {message}", err=True)
@@ -100,6 +118,8 @@ class _UserErrors:
         self._warnings.__exit__(kind, exc, tb)
         if exc is None or isinstance(exc, typer.Exit):  # fail() already printed its line
             return False
+        if isinstance(exc, BrokenPipeError):  # an OSError, but no user's mistake
+            raise typer.Exit(_stdout_closed())
         from .data import DataError
         from .io import ModelFileError
 
@@ -122,21 +142,18 @@ def _parse_ints(text, name):
 
 
 def _check_writable(path):
-    """Fail before any work when ``path`` cannot be written: a missing folder or a folder."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        fail(f"cannot write {path}: folder {folder} does not exist")
-    if path.is_dir():
-        fail(f"cannot write {path}: it is a folder")
+    """Fail before any work when ``path`` cannot be written: a missing folder or a folder,
+    with the messages a model file's write gives (:class:`_UserErrors` prints them).
+    Returns the folder."""
+    from .io import writable_folder
+
+    return writable_folder(Path(path))
 
 
 def _atomic_write(path, write):
     """Call ``write(tmp_path)`` then move the file into place: no partial output on failure."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        fail(f"cannot write {path}: folder {folder} does not exist")
+    folder = _check_writable(path)
     from .io import replacement_mode
 
     mode = replacement_mode(path)
@@ -258,8 +275,9 @@ def forecast(
         int | None,
         typer.Option(
             min=1,
-            help="Future steps to forecast [default: 7; for a model with "
-            "features, at most its horizon: the CLI has no future feature values].",
+            # Parentheses, not brackets: Rich reads [...] in help texts as markup and drops it.
+            help="Future steps to forecast (default: 7; for a model with "
+            "features, at most its horizon: the CLI has no future feature values).",
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the forecast to this CSV.")] = None,
@@ -278,7 +296,7 @@ def forecast(
         for path in (out, plot):
             if path is not None:
                 _check_writable(path)
-        from .data import prepare_frame, read_csv
+        from .data import _find_date_column, prepare_frame, read_csv
         from .serving import load_forecaster
 
         fc = load_forecaster(model)  # without scikit-learn: most of a forecast's start-up
@@ -290,7 +308,9 @@ def forecast(
         pred = fc.predict(steps=steps, data=df)
         name = fc.columns_[0]
         table = pred.to_frame(name)
-        table.index.name = "Date"
+        # The model keeps date_col only where it was given: else name the column this CSV's
+        # dates came from, found as prepare_frame found it, not "Date" whatever it is called.
+        table.index.name = _find_date_column(df, fc.date_col) or "Date"
         typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
         if out is not None:
             _atomic_write(out, lambda p: table.to_csv(p, float_format="%.6f"))
@@ -425,8 +445,9 @@ def info():
         ("compile cache", cache),
         ("cuda", f"usable: {reason}" if ok else f"not usable: {reason}"),
     ]
-    for k, v in rows:
-        typer.echo(f"{k:<14} {v}")
+    with _UserErrors():  # a closed stdout (fastgru info | head -1): a quiet exit
+        for k, v in rows:
+            typer.echo(f"{k:<14} {v}")
 
 
 def _no_garbage_collection_at_exit():
@@ -447,11 +468,22 @@ def main(argv=None):
     unknown option) also reported as one ``Error:`` line and exit code 2.
 
     Without ``argv`` (the ``fastgru`` script, ``python -m fastgru``) the process is about
-    to exit when it returns, and exits without its final garbage collections."""
-    import typer.main
-
+    to exit when it returns, and exits without its final garbage collections. A stdout
+    closed before all is written (``fastgru info | head -1``) ends it quietly with status
+    141, as the signal SIGPIPE ends other tools."""
     if argv is None:
         _no_garbage_collection_at_exit()
+    code = _run(argv)
+    try:  # what is still buffered goes out here, where a closed pipe can be told apart
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _run(argv):
+    """The Typer app's exit code for ``argv``, usage errors reported as one line."""
+    import typer.main
 
     command = typer.main.get_command(app)
     try:

@@ -57,6 +57,36 @@ def replacement_mode(path):
     return 0o666 & ~mask
 
 
+def writable_folder(path):
+    """The folder a file written to ``path`` goes in, after checking that it can go there.
+
+    Checked before the temporary file is made: otherwise a missing folder or a ``path``
+    that is a folder shows as an error about the temporary file's name.
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    Path
+        ``path``'s folder (``.`` for a bare file name).
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist: "cannot write PATH: folder FOLDER does not exist".
+    IsADirectoryError
+        ``path`` is a folder: "cannot write PATH: it is a folder".
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder")
+    return folder
+
+
 def write_model(path, kind, metadata, arrays):
     """Write a model file atomically.
 
@@ -69,10 +99,17 @@ def write_model(path, kind, metadata, arrays):
         JSON-serialisable metadata.
     arrays : dict of str to ndarray
         Numeric arrays (float32, float64 or int64).
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        ``path``'s folder does not exist, or ``path`` is a folder (:func:`writable_folder`);
+        nothing is written.
     """
     from . import __version__
 
     path = Path(path)
+    folder = writable_folder(path)  # before any work
     table = []
     blobs = []
     offset = 0
@@ -95,9 +132,6 @@ def write_model(path, kind, metadata, arrays):
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(blobs)
     payload = body + hashlib.sha256(body).digest()
 
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
     mode = replacement_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:

@@ -389,6 +389,23 @@ def test_train_with_features_horizon_and_fill(ws, tmp_path, monkeypatch):
     assert len(pd.read_csv("d.csv")) == 2
 
 
+@pytest.mark.parametrize("column,option", [("timestamp", []), ("when", ["--date-col", "when"])])
+def test_forecast_names_the_date_column_as_the_data_does(tmp_path, monkeypatch, column, option):
+    """Found by name ("timestamp") or given at training (--date-col when): the printed table
+    and the --out CSV use that name, not "Date"."""
+    monkeypatch.chdir(tmp_path)
+    data_frame().rename(columns={"Date": column}).to_csv("data.csv", index=False)
+    result = runner.invoke(app, ["train", "data.csv", "--target", "Temp", *option, *TINY, "-q",
+                                 "--out", "m.fgru"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["forecast", "m.fgru", "data.csv", "--steps", "3",
+                                 "--out", "f.csv"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].split() == [column]
+    out = pd.read_csv("f.csv")
+    assert list(out.columns) == [column, "Temp"] and out[column].iloc[0] == "2020-04-30"
+
+
 def test_forecast_fill_option(ws, monkeypatch):
     monkeypatch.chdir(ws)
     result = runner.invoke(app, ["forecast", "model.fgru", "gaps.csv", "--steps", "3",
@@ -466,6 +483,27 @@ def test_help():
         assert option in result.stdout
 
 
+def test_help_texts_are_shown_whole():
+    """Rich renders help texts as markup: a [bracketed] part vanished from the forecast
+    help ("Future steps to forecast ."). Every option's and argument's text is shown.
+
+    In a process of its own: Rich reads the width (TERMINAL_WIDTH) once, at import, and a
+    narrow table wraps one column's text between rows of another's."""
+    import typer.main
+
+    env = {**os.environ, "TERMINAL_WIDTH": "250", "COLUMNS": "250"}
+    for name, command in typer.main.get_command(app).commands.items():
+        proc = subprocess.run([sys.executable, "-m", "fastgru", name, "--help"], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        shown = " ".join(proc.stdout.replace("│", " ").split())
+        for param in command.params:
+            if getattr(param, "help", None):
+                assert " ".join(param.help.split()) in shown, (name, param.help)
+        if name == "forecast":
+            assert "Future steps to forecast (default: 7; for a model with" in shown
+
+
 def test_version():
     from fastgru import __version__
 
@@ -492,6 +530,30 @@ def test_python_m_fastgru_and_console_script(tmp_path):
         pytest.skip("no fastgru console script beside this Python")
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "forecast" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],  # a few lines, still buffered: they fail to go out when main() flushes
+        ["forecast", "model.fgru", "good.csv", "--steps", "2000"],  # fails inside the command
+        ["evaluate", "good.csv", "--target", "Temp", "--test-size", "12", *TINY, "-q"],
+    ],
+    ids=["info", "forecast", "evaluate"],
+)
+def test_closed_stdout_exits_quietly(ws, args):
+    """``fastgru ... | head -1``: a reader that stops early is no error. No message, no
+    traceback, no "Exception ignored" at exit, and the status of a tool SIGPIPE ends."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fastgru", *args], cwd=ws, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    for text in ("Error", "Traceback", "Exception ignored", "BrokenPipe"):
+        assert text not in proc.stderr, proc.stderr
 
 
 # Imported by GRUForecaster.load, not needed to forecast from a model file (~0.9 s of start-up).

@@ -282,8 +282,23 @@ def test_atomic_write_new_file_not_created_on_failure(forecaster, tmp_path, monk
 
 
 def test_write_into_missing_folder(regressor, tmp_path):
-    with pytest.raises(FileNotFoundError, match="folder .*missing does not exist"):
-        regressor.save(tmp_path / "missing" / "m.fgru")
+    path = tmp_path / "missing" / "m.fgru"
+    with pytest.raises(FileNotFoundError) as info:
+        regressor.save(path)
+    assert str(info.value) == f"cannot write {path}: folder {path.parent} does not exist"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model", ["regressor", "forecaster"])
+def test_write_to_a_folder_names_the_folder(model, tmp_path, request):
+    """Not the temporary file's name, as os.replace's error did; nothing is written, in the
+    folder or beside it."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        request.getfixturevalue(model).save(str(folder))
+    assert str(info.value) == f"cannot write {folder}: it is a folder"
+    assert list(tmp_path.rglob("*")) == [folder]
 
 
 def test_overwrite(regressor, forecaster, saved):
