@@ -47,17 +47,52 @@ def read_csv(path, date_col=None):
     if os.path.isdir(path):
         raise DataError(f"{path} is a folder, not a CSV file")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        sep = _separator(path)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; expected a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise DataError(f"{path} is not a readable CSV file ({msg})") from None
+    # "Date, Temp": the names as written, without the spaces after the separators.
+    names = [str(c).strip() for c in df.columns]
+    if len(set(names)) == len(names):
+        df.columns = names
+    # Rows of separators only at the end (spreadsheet exports): not data.
+    filled = df.notna().any(axis=1).to_numpy()
+    df = df.iloc[: len(filled) - int(np.argmax(filled[::-1]))] if filled.any() else df.iloc[:0]
+    if sep == ";":
+        df = _decimal_commas(df)
     if df.shape[0] == 0:
         raise DataError(f"{path} has a header but no data rows")
     if date_col is not None and date_col not in df.columns:
         raise DataError(f"{path} has no date column {date_col!r}; available columns: "
                         f"{', '.join(map(str, df.columns))}")  # fmt: skip
+    return df
+
+
+def _separator(path):
+    """``";"`` or a tab when the header line is split by it and has no comma (European
+    spreadsheets write ``Datum;Wert``), else a comma."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    for sep in (";", "\t"):
+        if sep in header and "," not in header:
+            return sep
+    return ","
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$")
+
+
+def _decimal_commas(df):
+    """Columns of a semicolon file written with decimal commas (``10,5``, ``1.234,5``) as
+    numbers with points. A column is converted only when every value reads that way and
+    one has a comma (``1.234`` alone could be either)."""
+    for c in df.columns:
+        col = df[c].dropna()
+        if len(col) and col.str.contains(",").any() and col.str.match(_DECIMAL_COMMA).all():
+            df[c] = df[c].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return df
 
 
@@ -86,7 +121,18 @@ def _find_date_column(df, date_col):
     for c in df.columns:
         if str(c).strip().lower() in _DATE_NAMES:
             return c
-    return None
+    # Else the one column written as dates (2010-01-31, 31.01.2010, 1/31/2010): Datum.
+    dated = [c for c in df.columns if _written_as_dates(df[c])]
+    return dated[0] if len(dated) == 1 else None
+
+
+def _written_as_dates(col):
+    if pd.api.types.is_numeric_dtype(col) or not col.notna().any():
+        return False
+    return bool(col.dropna().astype(str).str.match(_DATE_LIKE).all())
+
+
+_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b")
 
 
 def _increasing(parsed):
@@ -96,8 +142,10 @@ def _increasing(parsed):
 
 def _to_dates(values, name):
     """Dates from a column, read in one format throughout: the format of the first value,
-    month first (pandas' default) or day first, whichever reads every value (both: the one
-    that gives increasing dates, else month first); else each value as it comes (mixed
+    month first (pandas' default; day first for dotted dates, 31.01.2010) or day first,
+    whichever reads every value (both: the one that gives increasing dates, else that
+    default, with a warning); written with changing UTC offsets, see
+    :func:`_mixed_offsets`; else each value as it comes (mixed
     formats). One value at a time from the start read ``13/01/2010`` day first but
     ``01/02/2010`` month first: a day-first file came out shuffled or, with days up to 12
     only, silently wrong."""
@@ -105,12 +153,19 @@ def _to_dates(values, name):
 
     raw = pd.Series(values)
     parsed = None
+    if raw.isna().any():
+        r = int(np.flatnonzero(raw.isna().to_numpy())[0])
+        raise DataError(f"date column {name!r} is empty at row {r + 1}; every row needs a date")
     if not pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = _mixed_offsets(raw)
+    if parsed is None and not pd.api.types.is_datetime64_any_dtype(raw):
         candidates = []
         # Day first only for dates that start with a day or a month (12/01/2010, 12.01.10),
         # not a year: pandas reads 2020-01-02 as 1 February with dayfirst.
         first = str(raw.dropna().iloc[0]) if raw.notna().any() else ""
         orders = (False, True) if re.match(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]", first) else (False,)
+        if re.match(r"\s*\d{1,2}\.\d{1,2}\.", first):  # 01.02.2010: day first where written so
+            orders = (True, False)
         for dayfirst in orders:
             with warnings.catch_warnings():  # "could not infer format": then not this one
                 warnings.simplefilter("ignore")
@@ -125,10 +180,11 @@ def _to_dates(values, name):
                 candidates.reverse()
             elif _increasing(candidates[1]):
                 r = int(np.flatnonzero((candidates[0] != candidates[1]).to_numpy())[0])
-                month_first = _fmt_date(candidates[0].iloc[r])
+                read, other = ("day", "month") if orders[0] else ("month", "day")
                 warnings.warn(f"dates such as {raw.iloc[r]!r} (row {r + 1}) can be read month "
-                              f"first or day first; read month first as {month_first}. If the "
-                              "day comes first, write the dates as YYYY-MM-DD", DateWarning,
+                              f"first or day first; read {read} first as "
+                              f"{_fmt_date(candidates[0].iloc[r])}. If the {other} comes "
+                              "first, write the dates as YYYY-MM-DD", DateWarning,
                               stacklevel=4)  # fmt: skip
         parsed = candidates[0] if candidates else None
     if parsed is None:
@@ -139,6 +195,34 @@ def _to_dates(values, name):
         raise DataError(f"date column {name!r} has a value that is not a date at row {r + 1}: "
                         f"{raw.iloc[r]!r}")  # fmt: skip
     return pd.DatetimeIndex(parsed)
+
+
+# A time of day, then its UTC offset: "2021-03-28T03:00:00+02:00" (not "01-12-2021").
+_TIME_AND_OFFSET = r"^(.*\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|[+-]\d\d:?\d\d)$"
+
+
+def _mixed_offsets(raw):
+    """Dates written with UTC offsets that change (summer time: ``...+01:00`` in winter,
+    ``...+02:00`` in summer), which pandas reads only as UTC, or ``None`` for any other
+    column. Times of day that repeat (daily or coarser data: local midnights) are kept as
+    the local dates and times written, without the offsets, so that the steps stay whole
+    days; other times (hourly data) become UTC, in which the steps stay even across the
+    changes of offset."""
+    text = raw.astype(str).str.strip()
+    parts = text.str.extract(_TIME_AND_OFFSET)
+    if parts.isna().any().any() or parts[1].nunique() < 2:
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = pd.to_datetime(parts[0], errors="coerce", format="mixed")
+        if local.isna().any():
+            return None
+        if len(set(pd.DatetimeIndex(local).time)) == 1:
+            return local
+        utc = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    return None if utc.isna().any() else utc
 
 
 def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
@@ -184,12 +268,18 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
                         "date column), or the path of a CSV file, got "
                         f"{type(data).__name__}")  # fmt: skip
     df = data
+    if date_col is not None and date_col not in df.columns and df.index.name == date_col:
+        df = df.reset_index()  # read_csv(..., index_col="Date") with date_col="Date"
     dcol = _find_date_column(df, date_col)
     if dcol is not None:
         dates = _to_dates(df[dcol].to_numpy(), dcol)
         df = df.drop(columns=[dcol])
     elif isinstance(df.index, pd.DatetimeIndex):
         dates = df.index
+    elif isinstance(df.index, pd.PeriodIndex):
+        dates = df.index.to_timestamp()
+    elif _written_as_dates(pd.Series(df.index.to_numpy(), dtype=object)):
+        dates = _to_dates(df.index.to_numpy(), df.index.name or "index")
     else:
         raise DataError(
             "no dates found: index the data by dates or name the date column "
@@ -199,6 +289,8 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     if target is None:
         numeric = [c for c in df.columns
                    if pd.to_numeric(df[c], errors="coerce").notna().any()]  # fmt: skip
+        if len(df.columns) == 1:  # the only column: its values say what is wrong with it
+            numeric = list(df.columns)
         if len(numeric) != 1:
             raise DataError("name the column to forecast (target / --target); available "
                             f"columns: {', '.join(available)}")  # fmt: skip
@@ -222,8 +314,11 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
         bad = np.flatnonzero(num.isna().to_numpy() & given)
         if len(bad):
             r = bad[0]
+            hint = ""
+            if re.match(r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$", str(raw.iloc[r])):
+                hint = "; write numbers without thousands separators"
             raise DataError(f"column {c!r} has a non-numeric value {raw.iloc[r]!r} at row {r + 1}"
-                            f" ({_fmt_date(dates[r])})")  # fmt: skip
+                            f" ({_fmt_date(dates[r])}){hint}")  # fmt: skip
         values[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
         inf = np.flatnonzero(np.isinf(values[:, j]))
         if len(inf):
@@ -266,8 +361,10 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
 def frequency_of(dates):
     """The step between ``dates`` (sorted) and where they leave it: ``(alias, uneven)``.
     ``alias`` is pandas' frequency alias when it can name one (even steps, in the calendar
-    sense for months and business days), else the median gap's; ``uneven`` is ``None``, or
-    a one-line description of the steps that differ from it."""
+    sense for months and business days); else calendar steps with gaps (months with one
+    missing, months on another day than the first or the last, business days with
+    holidays: :func:`_calendar_steps`); else the median gap's. ``uneven`` is ``None``, or a
+    one-line description of the steps that differ from it."""
     if len(dates) >= 3:
         try:
             inferred = pd.DatetimeIndex(dates, freq="infer").freq
@@ -275,20 +372,78 @@ def frequency_of(dates):
             inferred = None
         if inferred is not None:
             return inferred.freqstr, None
+        calendar = _calendar_steps(dates)
+        if calendar is not None:
+            alias, odd = calendar
+            return alias, _uneven(dates, odd, alias)
     if len(dates) < 2:
         raise DataError("need at least 2 dates to infer the frequency of the series")
     gaps = pd.Series(dates[1:] - dates[:-1])
     usual = gaps.median()
-    odd = np.flatnonzero((gaps != usual).to_numpy())
-    uneven = None
-    if len(odd):
-        r = int(odd[0])
-        uneven = (f"the dates are not evenly spaced: {len(odd)} of {len(gaps)} steps differ "
-                  f"from the usual {_step_alias(usual)} (the first: {_fmt_date(dates[r])} to "
-                  f"{_fmt_date(dates[r + 1])}); the windows run across those gaps. Add the "
-                  "missing dates (empty values, then fill) if the steps should be "
-                  "even")  # fmt: skip
-    return _step_alias(usual), uneven
+    alias = _step_alias(usual)
+    return alias, _uneven(dates, np.flatnonzero((gaps != usual).to_numpy()), alias)
+
+
+def _uneven(dates, odd, alias):
+    """The warning for the steps ``odd`` (indices into the gaps) that are not one step of
+    ``alias``, or ``None``."""
+    if not len(odd):
+        return None
+    r = int(odd[0])
+    return (f"the dates are not evenly spaced: {len(odd)} of {len(dates) - 1} steps differ "
+            f"from the usual {alias} (the first: {_fmt_date(dates[r])} to "
+            f"{_fmt_date(dates[r + 1])}); the windows run across those gaps. Add the missing "
+            "dates (empty values, then fill) if the steps should be even")  # fmt: skip
+
+
+_MONTH_STEPS = (1, 2, 3, 4, 6, 12)
+#: fastgru's alias for k calendar months on day d (``M@15``, ``3M@15``): pandas has none.
+_MONTH_DAY = re.compile(r"^(\d*)M@(\d{1,2})$")
+
+
+def _calendar_steps(dates):
+    """Calendar steps with gaps, which pandas' inference does not name: ``(alias, odd)``
+    (``odd``: the indices of the steps that are not one step), or ``None``. At least half
+    the steps must be one step. Months: k months (1, 2, 3, 4, 6 or 12) on the first of the
+    month (``kMS``), on month ends (``kME``) or on another day d, the last day of shorter
+    months standing for it (``kM@d``); business days (``B``: only weekdays, gaps counted
+    in weekdays, as holidays leave them)."""
+    wall = pd.DatetimeIndex(dates)
+    if wall.tz is not None:
+        wall = wall.tz_localize(None)
+    if len(set(wall.time)) != 1:  # calendar steps keep the time of day
+        return None
+    months = np.diff((wall.year * 12 + wall.month).to_numpy())
+    k = int(np.median(months))
+    if k in _MONTH_STEPS:
+        n = "" if k == 1 else str(k)
+        if wall.is_month_start.all():
+            alias = f"{n}MS"
+        elif wall.is_month_end.all():
+            alias = f"{n}ME"
+        else:
+            day = int(wall.day.max())
+            on_day = (wall.day == np.minimum(day, wall.days_in_month)).all()
+            alias = f"{n}M@{day}" if on_day and wall[0] == wall[0].normalize() else None
+        odd = np.flatnonzero(months != k)
+        if alias is not None and 2 * len(odd) <= len(months):
+            return alias, odd
+    if (wall.day_of_week < 5).all():
+        days = wall.normalize().to_numpy().astype("datetime64[D]")
+        steps = np.busday_count(days[:-1], days[1:])
+        odd = np.flatnonzero(steps != 1)
+        if 2 * len(odd) <= len(steps):
+            return "B", odd
+    return None
+
+
+def step_offset(freq):
+    """The pandas offset of a frequency alias (``freq_``), fastgru's ``kM@d`` (k calendar
+    months on day d, the last day of shorter months) included."""
+    m = _MONTH_DAY.match(str(freq))
+    if m:
+        return pd.DateOffset(months=int(m.group(1) or 1), day=int(m.group(2)))
+    return pd.tseries.frequencies.to_offset(freq)
 
 
 def infer_frequency(dates):
@@ -308,6 +463,9 @@ def default_season_length(freq):
     (24 hours, 96 quarter-hours), a year of steps of a day or more (365 days, 52 weeks
     whether written ``W-SUN`` or ``7D``, 12 months, 4 quarters), a week of business days
     (5). The multiple counts: ``2h`` gives 12, ``2W`` 26."""
+    m = _MONTH_DAY.match(str(freq))
+    if m:
+        return max(1, round(12 / int(m.group(1) or 1)))
     offset = pd.tseries.frequencies.to_offset(freq)
     try:
         step = pd.Timedelta(offset)  # fixed-length steps: days, hours, minutes, ...

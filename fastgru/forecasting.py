@@ -70,7 +70,9 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
     columns_ : list of str
         ``[target, *features]``.
     freq_ : str
-        Frequency of the series (a pandas offset alias).
+        Frequency of the series: a pandas offset alias, or ``M@d`` / ``kM@d`` (one or k
+        calendar months on day d, which pandas has no alias for; see
+        :func:`fastgru.data.step_offset`).
     last_date_ : pandas.Timestamp
     history_ : ndarray of shape (window, n_columns)
         The last ``window`` rows seen in ``fit``, in original units.
@@ -258,6 +260,9 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                              f"got {test_size!r}")  # fmt: skip
         H = self.horizon
         n_train = n - n_test
+        if n_train <= 0:
+            raise DataError(f"the test period of {n_test} rows leaves none of the data's {n} "
+                            "rows to train on; use a smaller test_size")  # fmt: skip
         if n_test < H:
             raise DataError(f"the test period has {n_test} rows, fewer than horizon = {H}")
         if n_train < self.window + H:
@@ -323,7 +328,8 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             "params": {k: _jsonable(v) for k, v in self.get_params().items()
                        if k not in ("random_state",) or isinstance(v, (int, type(None)))},
             "columns": list(self.columns_), "freq": self.freq_,
-            "last_date": self.last_date_.isoformat(), "n_train": int(self.n_train_),
+            "last_date": self.last_date_.isoformat(), "tz": _zone_name(self.last_date_),
+            "n_train": int(self.n_train_),
             "regressor": reg_meta,
         }  # fmt: skip
         arrays = {**arrays, "history": self.history_, "scale_offset": self.scale_offset_,
@@ -362,3 +368,12 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                 f"{where} has incompatible or incomplete metadata ({exc})"
             ) from None
         return fc
+
+
+def _zone_name(ts):
+    """The name of ``ts``'s time zone (``Europe/Berlin``), or ``None`` (none, or a fixed
+    offset, which the ISO date keeps): the ISO date alone loads as a fixed offset, and the
+    forecast dates after a change of summer time came out an hour off."""
+    tz = ts.tzinfo
+    name = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    return name if isinstance(name, str) else ("UTC" if str(tz) == "UTC" else None)

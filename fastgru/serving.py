@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .data import DataError, _fmt_date, prepare_frame
+from .data import DataError, _fmt_date, prepare_frame, step_offset
 from .io import _FITTED, ModelFileError, read_model
 from .settings import settings_ok
 
@@ -57,6 +57,7 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
             raise DataError(f"the data has {len(values)} rows; the model needs the last "
                             f"window = {model.window} rows to forecast")  # fmt: skip
         hist, last = values[-model.window :], dates[-1]
+        _check_steps(dates[-model.window :], model.freq_)
     index = forecast_dates(last, model.freq_, steps)
     future_scaled = None
     if len(columns) > 1 and steps > model.horizon:
@@ -79,12 +80,26 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
     return pd.Series(pred, index=index, name=columns[0])
 
 
+def _check_steps(dates, freq):
+    """Raise a ``DataError`` when most steps of ``dates`` (new history for a forecast) are
+    not one step of the model's frequency: the forecast would be dated at ``freq`` from
+    data at another (hourly data given to a daily model)."""
+    if len(dates) < 2:
+        return
+    offset = step_offset(freq)
+    ok = sum(a + offset == b for a, b in zip(dates[:-1], dates[1:], strict=True))
+    if 2 * ok < len(dates) - 1:
+        raise DataError(f"the data's dates do not step by the model's frequency {freq} (e.g. "
+                        f"{_fmt_date(dates[-2])} to {_fmt_date(dates[-1])}); pass data at "
+                        "that frequency, or train a model on this data")  # fmt: skip
+
+
 def forecast_dates(last, freq, steps):
     """The ``steps`` dates after ``last`` at frequency ``freq``: one step of the frequency
     after another from ``last`` itself (``pd.date_range(start=last, ...)`` would first roll
     a date that is not on an anchored frequency, a Wednesday for weekly-on-Sunday data,
     forward, and skip a step)."""
-    offset = pd.tseries.frequencies.to_offset(freq)
+    offset = step_offset(freq)
     return pd.date_range(start=pd.Timestamp(last) + offset, periods=steps, freq=offset)
 
 
@@ -143,6 +158,14 @@ def forecaster_params(meta):
     return params
 
 
+def _last_date(meta):
+    """The stored last date, in its time zone when one was named (files without ``tz``:
+    the fixed offset of the ISO date)."""
+    last = pd.Timestamp(meta["last_date"])
+    zone = meta.get("tz")
+    return last.tz_convert(zone) if zone and last.tzinfo is not None else last
+
+
 def forecaster_attributes(meta, arrays, window, where):
     """The fitted attributes of a stored ``GRUForecaster``, all but ``regressor_``.
 
@@ -151,7 +174,7 @@ def forecaster_attributes(meta, arrays, window, where):
     """
     attrs = {
         "columns_": list(meta["columns"]), "freq_": meta["freq"],
-        "last_date_": pd.Timestamp(meta["last_date"]), "n_train_": int(meta["n_train"]),
+        "last_date_": _last_date(meta), "n_train_": int(meta["n_train"]),
         "history_": arrays["history"], "scale_offset_": arrays["scale_offset"],
         "scale_": arrays["scale"],
     }  # fmt: skip

@@ -2,6 +2,8 @@
 features, backtests against hand-computed baselines, save/load, fill modes and the one-line
 ``DataError`` messages. Small synthetic data and tiny networks (CPU) keep every test fast."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,6 +218,60 @@ def test_infer_frequency_and_season_length():
     ]
 
 
+MONTHS = pd.date_range("2019-01-01", periods=40, freq="MS")
+HOLIDAYS = pd.to_datetime(["2024-01-15", "2024-02-19", "2024-03-29"])
+BDAYS = pd.bdate_range("2024-01-02", "2024-04-30")
+
+
+@pytest.mark.parametrize(
+    "dates, freq, n_odd, expected",
+    [
+        (MONTHS.delete(30), "MS", 1, ["2022-05-01", "2022-06-01", "2022-07-01"]),
+        (MONTHS + pd.Timedelta(days=14), "M@15", 0, ["2022-05-15", "2022-06-15", "2022-07-15"]),
+        ((MONTHS + pd.Timedelta(days=14)).delete(3), "M@15", 1,
+         ["2022-05-15", "2022-06-15", "2022-07-15"]),
+        (pd.DatetimeIndex([d.replace(day=min(30, d.days_in_month)) for d in MONTHS]), "M@30",
+         0, ["2022-05-30", "2022-06-30", "2022-07-30"]),
+        (pd.date_range("2019-01-31", periods=40, freq="ME").delete(5), "ME", 1,
+         ["2022-05-31", "2022-06-30", "2022-07-31"]),
+        (pd.date_range("2010-01-01", periods=20, freq="QS").delete(3), "3MS", 1,
+         ["2015-01-01", "2015-04-01", "2015-07-01"]),
+        (BDAYS[~BDAYS.isin(HOLIDAYS)], "B", 3, ["2024-05-01", "2024-05-02", "2024-05-03"]),
+    ],
+)  # fmt: skip
+def test_calendar_steps_with_gaps(dates, freq, n_odd, expected):
+    """Where pandas infers no frequency (a missing month, holidays, months on the 15th),
+    the steps are still calendar months or business days, not the median gap ('31D' made
+    the forecast dates drift: 03-03, 04-03, 05-04; 'D' forecast Saturdays)."""
+    from fastgru.data import frequency_of
+    from fastgru.serving import forecast_dates
+
+    alias, uneven = frequency_of(dates)
+    assert alias == freq
+    assert (uneven is None) == (n_odd == 0)
+    if n_odd:
+        assert f"{n_odd} of {len(dates) - 1} steps differ from the usual {freq}" in uneven
+    assert list(forecast_dates(dates[-1], alias, 3)) == list(pd.DatetimeIndex(expected))
+    s = pd.Series(np.sin(np.arange(len(dates)) / 3), index=dates, name="v")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DateWarning)
+        fc = GRUForecaster(window=5, units=3, epochs=1, random_state=0, device="cpu").fit(s)
+    assert fc.freq_ == freq
+    assert list(fc.predict(steps=3).index) == list(pd.DatetimeIndex(expected))
+    assert default_season_length(freq) == {"B": 5, "3MS": 4}.get(freq, 12)
+
+
+def test_a_model_of_months_on_the_15th_saves_and_loads(tmp_path):
+    from fastgru.serving import load_forecaster
+
+    s = pd.Series(np.arange(30.0), index=MONTHS[:30] + pd.Timedelta(days=14), name="v")
+    fc = GRUForecaster(window=5, units=3, epochs=1, random_state=0, device="cpu").fit(s)
+    fc.save(tmp_path / "m.fgru")
+    for loaded in (GRUForecaster.load(tmp_path / "m.fgru"), load_forecaster(tmp_path / "m.fgru")):
+        assert loaded.freq_ == "M@15"
+        pd.testing.assert_series_equal(loaded.predict(steps=2), fc.predict(steps=2))
+
+
 def test_weekly_data_with_a_gap_gets_a_yearly_seasonal_baseline():
     dates = pd.date_range("2015-01-04", periods=200, freq="W-SUN").delete(50)  # a missing week
     t = np.arange(len(dates))
@@ -249,6 +305,15 @@ def test_recursive_beyond_horizon(fitted_h3):
     np.testing.assert_allclose(pred.to_numpy()[3:6], manual_predict(fc, hist), rtol=1e-6)
     hist = np.vstack([hist, pred.to_numpy()[3:6, None]])[-fc.window :]
     np.testing.assert_allclose(pred.to_numpy()[6], manual_predict(fc, hist)[0], rtol=1e-6)
+
+
+def test_new_history_at_another_frequency_is_an_error(df, fitted):
+    hourly = df.assign(Date=pd.date_range("2021-01-01", periods=len(df), freq="h"))
+    with pytest.raises(DataError, match=r"do not step by the model's frequency D \(e\.g\. "
+                       r"2021-01-05 22:00:00 to 2021-01-05 23:00:00\)"):  # fmt: skip
+        fitted.predict(steps=2, data=hourly)
+    gap = df.drop(index=df.index[-3])  # one step of two days: still daily data
+    assert len(fitted.predict(steps=2, data=gap)) == 2
 
 
 def test_predict_from_new_history(df, fitted):
@@ -364,6 +429,82 @@ def test_standard_and_no_scaler(df):
     assert np.isfinite(fc.predict(3)).all()
 
 
+# ------------------------------------------------------------------ dates as users write them
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_offsets_that_change_with_summer_time(tmp_path):
+    """ISO dates with the UTC offsets of a summer-time zone (the usual export of meters and
+    APIs) were refused with pandas' 'Mixed timezones detected'."""
+    hours = pd.date_range("2021-03-27", periods=96, freq="h", tz="Europe/Berlin")
+    days = pd.date_range("2021-03-01", periods=60, freq="D", tz="Europe/Berlin")
+    for stamps, freq, tz in ((hours, "h", "UTC"), (days, "D", None)):
+        rows = "".join(f"{t.isoformat()},{i}\n" for i, t in enumerate(stamps))
+        dates, values, _ = prepare_frame(write(tmp_path / "tz.csv", "timestamp,load\n" + rows))
+        assert str(dates.tz) == str(tz) and infer_frequency(dates) == freq
+        # hours: the same instants, in UTC; days: the local dates as written
+        expected = stamps.tz_convert("UTC") if tz else stamps.tz_localize(None)
+        assert list(dates) == list(expected)
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "UTC", None])
+def test_save_and_load_keep_the_time_zone(tmp_path, tz):
+    from fastgru.serving import load_forecaster
+
+    s = pd.Series(np.sin(np.arange(60) / 3), name="v",
+                  index=pd.date_range("2021-01-27", periods=60, freq="D", tz=tz))  # fmt: skip
+    fc = GRUForecaster(window=5, units=3, epochs=1, random_state=0, device="cpu").fit(s)
+    fc.save(tmp_path / "m.fgru")
+    pred = fc.predict(steps=3)  # after the change to summer time on 2021-03-28
+    for loaded in (GRUForecaster.load(tmp_path / "m.fgru"), load_forecaster(tmp_path / "m.fgru")):
+        assert loaded.predict(steps=3).index.equals(pred.index)
+        assert str(loaded.last_date_.tz) == str(pred.index.tz)
+
+
+def test_csv_files_as_spreadsheets_write_them(tmp_path):
+    # spaces after the commas, and rows of separators only at the end
+    df = read_csv(write(tmp_path / "a.csv", "Date, Temp\n2021-01-01, 1.5\n2021-01-02, 2.5\n"
+                        "2021-01-03, 3\n,\n,\n"))  # fmt: skip
+    dates, values, columns = prepare_frame(df, target="Temp")
+    assert columns == ["Temp"] and len(dates) == 3 and list(values[:, 0]) == [1.5, 2.5, 3.0]
+    # semicolons, decimal commas, dotted day-first dates, a date column not named Date
+    df = read_csv(write(tmp_path / "b.csv", "Datum;Wert\n01.02.2021;10,5\n02.02.2021;1.234,5\n"
+                        "03.02.2021;9\n"))  # fmt: skip
+    with pytest.warns(DateWarning, match=r"01.02.2021. \(row 1\).*read day first as 2021-02-01"):
+        dates, values, columns = prepare_frame(df)
+    assert columns == ["Wert"] and list(values[:, 0]) == [10.5, 1234.5, 9.0]
+    assert list(dates) == list(pd.date_range("2021-02-01", periods=3))
+    # tabs
+    dates, values, _ = prepare_frame(write(tmp_path / "c.tsv", "Date\tv\n2021-01-01\t1\n"
+                                           "2021-01-02\t2\n"))  # fmt: skip
+    assert list(values[:, 0]) == [1.0, 2.0]
+    # thousands separators: the value and the fix, not "name the column to forecast"
+    with pytest.raises(
+        DataError,
+        match=r"column 'Temp' has a non-numeric value '10,013.0' at "
+        r"row 1 \(2021-01-01\); write numbers without thousands separators",
+    ):
+        prepare_frame(write(tmp_path / "d.csv", 'Date,Temp\n2021-01-01,"10,013.0"\n'
+                            '2021-01-02,"11,000.5"\n'))  # fmt: skip
+    with pytest.raises(DataError, match=r"date column 'Date' is empty at row 2"):
+        prepare_frame(write(tmp_path / "e.csv", "Date,v\n2021-01-01,1\n,2\n2021-01-03,3\n"))
+
+
+def test_dates_in_the_index_as_pandas_gives_them():
+    months = pd.period_range("2020-01", periods=30, freq="M")
+    dates, _, _ = prepare_frame(pd.Series(np.arange(30.0), index=months, name="v"))
+    assert list(dates) == list(months.to_timestamp()) and infer_frequency(dates) == "MS"
+    df = pd.DataFrame(
+        {"Temp": np.arange(5.0)},
+        index=pd.Index([f"2021-01-0{i}" for i in range(1, 6)], name="Date"),
+    )
+    for date_col in (None, "Date"):  # read_csv(..., index_col="Date"): strings
+        dates, _, _ = prepare_frame(df, date_col=date_col)
+        assert list(dates) == list(pd.date_range("2021-01-01", periods=5))
+
+
 @pytest.mark.parametrize("scaler, scale", [("standard", 1e160), ("minmax", 9e307)])
 def test_values_too_large_to_scale_are_an_error(df, scaler, scale):
     # The spread overflows float64 (std beyond ~1e154, max - min beyond ~1.8e308): it was a
@@ -472,6 +613,9 @@ def test_backtest_errors():
     with pytest.raises(DataError, match=r"only 3 rows before the test period; window \+ "
                        r"horizon = 4 are needed to train"):  # fmt: skip
         fc.backtest(s, test_size=9)
+    with pytest.raises(DataError, match=r"the test period of 100 rows leaves none of the "
+                       r"data's 12 rows to train on; use a smaller test_size"):  # fmt: skip
+        fc.backtest(s, test_size=100)
     with pytest.raises(ValueError, match="test_size must be a fraction in"):
         fc.backtest(s, test_size=0)
     with pytest.raises(ValueError, match="test_size must be a fraction in"):
@@ -653,7 +797,10 @@ def test_prepare_frame_errors(case, kwargs, message):
         "good": base,
         "series": base.set_index("Date")["Temp"].astype(float),
         "array": base[["Temp"]].to_numpy(),
-        "nodate": base.drop(columns="Hum").rename(columns={"Date": "Day"}).astype({"Day": str}),
+        # (a column of dates under another name is found: see the spreadsheet test)
+        "nodate": base.drop(columns="Hum")
+        .rename(columns={"Date": "Day"})
+        .assign(Day=lambda d: "day " + d.index.astype(str)),
         "nonnum": base.assign(Temp=base["Temp"].where(base.index != 3, "abc")),
         "inf": base.assign(Temp=base["Temp"].where(base.index != 2, np.inf)),
         "unsorted": base.iloc[[0, 2, 1, 3, 4, 5]],
