@@ -51,7 +51,10 @@ def read_csv(path, date_col=None):
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; expected a CSV with a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason}); save it "
+                        "as UTF-8 (CSV UTF-8 in spreadsheets)") from None  # fmt: skip
+    except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise DataError(f"{path} is not a readable CSV file ({msg})") from None
     # "Date, Temp": the names as written, without the spaces after the separators.

@@ -132,7 +132,7 @@ CASES = {
     "header_only": (["train", "header.csv", "--out", "o14.fgru"],
                     ["header.csv has a header but no data rows"], ["o14.fgru"]),
     "not_utf8": (["train", "latin1.csv", "--out", "o15.fgru"],
-                 ["latin1.csv is not a readable CSV file", "utf-8"], ["o15.fgru"]),
+                 ["latin1.csv is not UTF-8 text (", "save it as UTF-8"], ["o15.fgru"]),
     "ragged": (["train", "ragged.csv", "--out", "o16.fgru"],
                ["ragged.csv is not a readable CSV file", "line 3"], ["o16.fgru"]),
     "csv_is_folder": (["train", "adir.csv", "--out", "o17.fgru"],

@@ -861,7 +861,8 @@ def test_read_csv(tmp_path, df):
     with pytest.raises(DataError, match="has a header but no data rows"):
         read_csv(tmp_path / "h.csv")
     (tmp_path / "b.csv").write_bytes(b"Date,Temp\n2020-01-01,\xff\xfe\n")
-    with pytest.raises(DataError, match="is not a readable CSV file"):
+    with pytest.raises(DataError, match=r"b.csv is not UTF-8 text \(invalid start "
+                       r"byte\); save it as UTF-8"):  # fmt: skip
         read_csv(tmp_path / "b.csv")
 
 
