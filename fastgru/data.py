@@ -211,6 +211,8 @@ def _mixed_offsets(raw):
     the local dates and times written, without the offsets, so that the steps stay whole
     days; other times (hourly data) become UTC, in which the steps stay even across the
     changes of offset."""
+    if not re.match(_TIME_AND_OFFSET, str(raw.iloc[0]).strip()):  # (the usual case, at once)
+        return None
     text = raw.astype(str).str.strip()
     parts = text.str.extract(_TIME_AND_OFFSET)
     if parts.isna().any().any() or parts[1].nunique() < 2:
