@@ -5,6 +5,7 @@
 from . import _early_start  # noqa: F401
 
 # isort: split
+import numbers
 import warnings
 
 import numpy as np
@@ -113,7 +114,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         Least improvement of the validation loss that counts.
     shuffle : bool, default=True
         Shuffle the samples every epoch.
-    random_state : int, numpy.random.Generator or None, default=None
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
         Seeds the initial weights and the shuffles. An int gives bit-identical predictions
         on the CPU from one fit to the next with the same number of Numba threads (each
         batch is split across them, and the parts' gradients are summed in a fixed order).
@@ -152,7 +153,8 @@ class GRURegressor(RegressorMixin, BaseEstimator):
     validation_scores_ : list of float or None
         Validation loss of each epoch when ``early_stopping``.
     best_loss_ : float
-        Lowest validation loss (training loss without early stopping).
+        Lowest validation loss (training loss without early stopping; ``partial_fit``, which
+        holds nothing out, leaves the validation loss of an early-stopping fit as it is).
     n_iter_ : int
         Epochs run by the last ``fit`` (cumulative for ``partial_fit``).
     theta_ : ndarray
@@ -349,7 +351,10 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         n_outputs = y2.shape[1]
         device = resolve_device(self.device)
         spec = NetworkSpec(Xv.shape[2], units, n_outputs, bool(self.reset_after), self.dtype)
-        rng = np.random.default_rng(self.random_state)
+        seed = self.random_state
+        if isinstance(seed, np.random.RandomState):  # scikit-learn's convention: draw from it
+            seed = int(seed.randint(np.iinfo(np.int32).max))
+        rng = np.random.default_rng(seed)
         if reuse and getattr(self, "spec_", None) == spec:
             theta = self.theta_.copy()
             opt = OptimizerState(self._opt_m.copy(), self._opt_v.copy(), self._opt_step.copy())
@@ -374,8 +379,9 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             n = len(Xv)
             n_val = int(np.ceil(n * self.validation_fraction))
             if n < 2:
+                got = "1 sample" if n == 1 else f"{n} samples"
                 raise ValueError("early_stopping needs at least 2 samples to hold out a "
-                                 f"validation set; got {n}")  # fmt: skip
+                                 f"validation set; got {got}")  # fmt: skip
             n_val = min(max(n_val, 1), n - 1)
             X_tr, y_tr = Xv[: n - n_val], y2[: n - n_val]
             X_val, y_val = Xv[n - n_val :], y2[n - n_val :]
@@ -440,7 +446,9 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         self.loss_curve_ = list(self.loss_curve_) + hist.loss
         if hist.val_loss:
             self.validation_scores_ = list(self.validation_scores_ or []) + hist.val_loss
-        self.best_loss_ = float(min(self.best_loss_, hist.best_loss))
+        if not (incremental and self.validation_scores_):
+            # (partial_fit holds nothing out: its training loss is no validation loss)
+            self.best_loss_ = float(min(self.best_loss_, hist.best_loss))
         self.n_iter_ = (self.n_iter_ + len(hist.loss)) if incremental else len(hist.loss)
         if hist.diverged:
             if hist.loss:
@@ -536,11 +544,20 @@ class GRURegressor(RegressorMixin, BaseEstimator):
             raise ValueError("from_weights needs at least one GRU layer")
         params.setdefault("reset_after", layers[0].get("bh") is not None)
         units = tuple(int(np.asarray(layer["U"]).shape[0]) for layer in layers)
-        params.setdefault("units", units)
+        given = params.setdefault("units", units)
         model = cls(**params)
-        model._check_params()
+        if model._check_params() != units:  # get_params, clone and save would disagree
+            raise ValueError(f"units={given!r} contradicts the weights' layer widths {units}; "
+                             "leave units out (they come from the weights)")  # fmt: skip
         n_features = int(np.asarray(layers[0]["W"]).shape[0])
         n_outputs = int(np.asarray(head["W"]).shape[1])
+        if y_ndim not in (None, 1, 2) or (y_ndim == 1 and n_outputs != 1):
+            raise ValueError(f"y_ndim must be None, 1 (one output only) or 2; got {y_ndim!r} "
+                             f"for {n_outputs} output(s)")  # fmt: skip
+        if n_timesteps is not None and not (isinstance(n_timesteps, numbers.Integral)
+                                            and not isinstance(n_timesteps, bool)
+                                            and n_timesteps >= 1):  # fmt: skip
+            raise ValueError(f"n_timesteps must be None or an integer >= 1, got {n_timesteps!r}")
         spec = NetworkSpec(n_features, units, n_outputs, bool(model.reset_after), model.dtype)
         model.spec_ = spec
         model.theta_ = pack(spec, layers, head)

@@ -653,6 +653,13 @@ def to_onnx(regressor, path=None, *, opset=17, input_name="input", output_name="
     nodes.append(helper.make_node("MatMul", ["h_last", hw], ["head_mm"]))
     nodes.append(helper.make_node("Add", ["head_mm", hb], [output_name]))
 
+    names = [o for n in nodes for o in n.output if o] + [t.name for t in inits]
+    for what, name in (("input_name", input_name), ("output_name", output_name)):
+        if names.count(name) > (what == "output_name") or input_name == output_name:
+            raise ValueError(f"to_onnx: {what}={name!r} is taken (the graph's names: "
+                             f"{input_name!r} in, {output_name!r} out, and "
+                             f"{', '.join(sorted(set(names) - {output_name}))}); choose "
+                             "another")  # fmt: skip
     graph = helper.make_graph(
         nodes,
         "fastgru_GRURegressor",

@@ -18,6 +18,7 @@ leaves a partly written model.
 
 import hashlib
 import json
+import numbers
 import os
 import stat
 import struct
@@ -236,9 +237,7 @@ def _jsonable(value):
         return float(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     return value
 
@@ -246,9 +245,16 @@ def _jsonable(value):
 def regressor_state(model):
     """Metadata and arrays describing a fitted :class:`~fastgru.GRURegressor`."""
     params = model.get_params()
-    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+    seed = params["random_state"]
+    if not (seed is None or isinstance(seed, numbers.Integral)):
         params["random_state"] = None  # a Generator's state is not worth keeping
     meta = {"params": {k: _jsonable(v) for k, v in params.items()}}
+    # The network as fitted: the settings may have changed since (set_params), and a
+    # file rebuilt from them did not load ("49 weights, but the stored settings need 307").
+    spec = model.spec_
+    meta["spec"] = {"n_features": int(spec.n_features), "units": _jsonable(spec.units),
+                    "n_outputs": int(spec.n_outputs), "reset_after": bool(spec.reset_after),
+                    "dtype": str(spec.dtype)}  # fmt: skip
     meta["fitted"] = {k: _jsonable(getattr(model, k)) for k in _FITTED if hasattr(model, k)}
     if hasattr(model, "feature_names_in_"):
         meta["fitted"]["feature_names_in_"] = [str(c) for c in model.feature_names_in_]
@@ -261,10 +267,31 @@ def regressor_state(model):
     return meta, arrays
 
 
+def network_spec(meta, units, reset_after, dtype, n_step):
+    """The network a stored regressor was fitted as (``meta``: :func:`regressor_state`'s):
+    the ``spec`` stored, or, in files written before it was, the one the stored settings
+    (``units``, ``reset_after``, ``dtype``) and ``n_step`` features per step give."""
+    from .params import NetworkSpec
+
+    stored = meta.get("spec")
+    n_outputs = int(meta["fitted"]["n_outputs_"])
+    if stored is None:
+        return NetworkSpec(n_step, units, n_outputs, bool(reset_after), dtype)
+    spec = NetworkSpec(int(stored["n_features"]), tuple(int(u) for u in stored["units"]),
+                       int(stored["n_outputs"]), bool(stored["reset_after"]),
+                       str(np.dtype(stored["dtype"])))  # fmt: skip
+    if spec.dtype not in ("float32", "float64") or min(spec.units) < 1:
+        raise ValueError(f"stored network {spec} is not one fastgru builds")
+    if (spec.n_features, spec.n_outputs) != (n_step, n_outputs):
+        raise ValueError(f"stored network has {spec.n_features} input(s) per step and "
+                         f"{spec.n_outputs} output(s); the fitted attributes say {n_step} and "
+                         f"{n_outputs}")  # fmt: skip
+    return spec
+
+
 def regressor_from_state(meta, arrays, where="model file"):
     """Rebuild a fitted :class:`~fastgru.GRURegressor` from :func:`regressor_state`'s output."""
     from .estimator import GRURegressor
-    from .params import NetworkSpec
 
     try:
         params = dict(meta["params"])
@@ -278,16 +305,15 @@ def regressor_from_state(meta, arrays, where="model file"):
                 v = np.asarray(v, dtype=object)
             setattr(model, k, v)
         n_step = model.n_features_in_ if fitted.get("_input_ndim", 3) == 3 else 1
-        spec = NetworkSpec(n_step, units, int(fitted["n_outputs_"]), bool(model.reset_after),
-                           model.dtype)  # fmt: skip
+        spec = network_spec(meta, units, model.reset_after, model.dtype, n_step)
         theta = arrays["theta"]
         if theta.shape != (spec.n_params,):
             raise ModelFileError(f"{where}: {theta.size} weights, but the stored settings "
                                  f"need {spec.n_params}")  # fmt: skip
         model.spec_ = spec
-        model.theta_ = np.ascontiguousarray(theta, dtype=model.dtype)
-        model._opt_m = np.ascontiguousarray(arrays["adam_m"], dtype=model.dtype)
-        model._opt_v = np.ascontiguousarray(arrays["adam_v"], dtype=model.dtype)
+        model.theta_ = np.ascontiguousarray(theta, dtype=spec.dtype)
+        model._opt_m = np.ascontiguousarray(arrays["adam_m"], dtype=spec.dtype)
+        model._opt_v = np.ascontiguousarray(arrays["adam_v"], dtype=spec.dtype)
         model._opt_step = np.ascontiguousarray(arrays["step"], dtype=np.int64)
         state = meta.get("rng_state")
         if state is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import DataError, _fmt_date, prepare_frame, step_offset
-from .io import _FITTED, ModelFileError, read_model
+from .io import _FITTED, ModelFileError, network_spec, read_model
 from .settings import settings_ok
 
 
@@ -250,8 +250,6 @@ class SavedForecaster:
     @classmethod
     def _from_state(cls, meta, arrays, where):
         """The light model, or ``None`` when only the estimator can load this file right."""
-        from .params import NetworkSpec
-
         params = forecaster_params(meta)
         reg_meta = meta["regressor"]
         rp, fitted = dict(reg_meta["params"]), reg_meta["fitted"]
@@ -269,12 +267,14 @@ class SavedForecaster:
             return None
         units = rp["units"]
         units = (units,) if isinstance(units, int) else tuple(int(h) for h in units)
-        dtype = rp["dtype"]
         # as io.regressor_from_state rebuilds the network
-        spec = NetworkSpec(n_features, units, n_outputs, bool(rp["reset_after"]), dtype)
+        spec = network_spec(reg_meta, units, rp["reset_after"], rp["dtype"], n_features)
         theta = arrays["theta"]
-        if theta.shape != (spec.n_params,) or not {"adam_m", "adam_v", "step"} <= set(arrays):
+        shapes = (theta.shape, spec.n_features, spec.n_outputs)
+        if shapes != ((spec.n_params,), n_features, n_outputs) or not {
+            "adam_m", "adam_v", "step"} <= set(arrays):  # fmt: skip
             return None
+        dtype = spec.dtype
         attrs = forecaster_attributes(meta, arrays, window, where)
         if n_features != len(attrs["columns_"]):
             return None

@@ -78,8 +78,15 @@ def _choice(options):
 
 def _seed(name, v):
     integer = isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
-    if not (v is None or integer or isinstance(v, np.random.Generator)):
-        return f"{name} must be None, an integer >= 0 or a numpy.random.Generator, got {v!r}"
+    if not (v is None or integer or isinstance(v, (np.random.Generator, np.random.RandomState))):
+        return (f"{name} must be None, an integer >= 0, a numpy.random.Generator or a "
+                f"RandomState, got {v!r}")  # fmt: skip
+
+
+def _verbosity(name, v):
+    if isinstance(v, (bool, np.bool_)):  # verbose=True, as scikit-learn's estimators take it
+        return None
+    return _integer(0)(name, v)
 
 
 def _flag(name, v):
@@ -93,7 +100,7 @@ RULES = {
     "epochs": _integer(1),
     "batch_size": _integer(1),
     "n_iter_no_change": _integer(1),
-    "verbose": _integer(0),
+    "verbose": _verbosity,
     "learning_rate": _real(0, low_open=True),
     "huber_delta": _real(0, low_open=True),
     "validation_fraction": _real(0, 1, low_open=True, high_open=True),

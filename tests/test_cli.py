@@ -89,7 +89,7 @@ def ws(tmp_path_factory):
     ).save(folder / "regressor.fgru")
     (folder / "adir.fgru").mkdir()
     header, arrays = read_model(model)
-    header["metadata"]["regressor"]["params"]["units"] = [5]  # the weights are for 8 units
+    header["metadata"]["regressor"]["spec"]["units"] = [5]  # the weights are for 8 units
     write_model(folder / "badmeta.fgru", "GRUForecaster", header["metadata"], arrays)
     return folder
 

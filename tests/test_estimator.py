@@ -250,8 +250,8 @@ def test_bad_data_gets_clear_errors(X, y, match):
         (dict(device="tpu"), "device must be one of"),
         (dict(clip_norm=-1.0), "clip_norm must be in"),
         (dict(batch_size=2.5), "batch_size must be an integer"),
-        (dict(random_state="a"), "random_state must be None, an integer >= 0 or a numpy"),
-        (dict(random_state=-1), "random_state must be None, an integer >= 0 .*got -1"),
+        (dict(random_state="a"), "random_state must be None, an integer >= 0, a numpy"),
+        (dict(random_state=-1), "random_state must be None, an integer >= 0, .*got -1"),
     ],
 )
 def test_bad_hyperparameters_fail_before_compiling(params, match, monkeypatch):
@@ -392,6 +392,38 @@ def test_grid_search_time_series_split_in_two_processes(lag_data):
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     scores = cross_val_score(small(epochs=2), X2, y, cv=TimeSeriesSplit(n_splits=3))
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
+
+
+def test_random_state_as_scikit_learn_takes_it(lag_data):
+    X2, y = lag_data
+    a = small(random_state=np.random.RandomState(0)).fit(X2, y)  # drawn from, as sklearn does
+    b = small(random_state=np.random.RandomState(0)).fit(X2, y)
+    np.testing.assert_array_equal(a.predict(X2), b.predict(X2))
+    small(verbose=True, epochs=1).fit(X2[:20], y[:20])  # as MLPRegressor(verbose=True)
+
+
+def test_partial_fit_keeps_the_best_validation_loss(lag_data):
+    X2, y = lag_data
+    m = small(epochs=3, early_stopping=True).fit(X2, y)
+    assert m.best_loss_ == min(m.validation_scores_)
+    m.partial_fit(X2, y)  # holds nothing out: its training loss is not a validation loss
+    assert m.best_loss_ == min(m.validation_scores_) and len(m.loss_curve_) == 4
+
+
+def test_from_weights_refuses_settings_that_contradict_the_weights(lag_data):
+    layers, head = small(units=(4,)).fit(*lag_data).get_weights()
+    with pytest.raises(ValueError, match=r"units=\(9,\) contradicts the weights' layer widths "
+                       r"\(4,\); leave units out"):  # fmt: skip
+        GRURegressor.from_weights(layers, head, units=(9,))
+    two = {"W": np.ones((4, 2)), "b": np.zeros(2)}
+    with pytest.raises(ValueError, match=r"y_ndim must be None, 1 \(one output only\) or 2; "
+                       r"got 1 for 2 output"):  # fmt: skip
+        GRURegressor.from_weights(layers, two, y_ndim=1)
+    with pytest.raises(ValueError, match="y_ndim must be None, 1"):
+        GRURegressor.from_weights(layers, head, y_ndim=3)
+    with pytest.raises(ValueError, match="n_timesteps must be None or an integer >= 1, got -4"):
+        GRURegressor.from_weights(layers, head, n_timesteps=-4)
+    assert GRURegressor.from_weights(layers, head, units=4, n_timesteps=24).n_timesteps_in_ == 24
 
 
 def test_clone_pickle_joblib_round_trips(lag_data):

@@ -949,7 +949,9 @@ def _drop_array(name):
 
 # Files with a valid checksum but metadata the estimator rejects or must handle itself.
 BAD_METADATA = {
-    "units": _set("regressor", "params", "units", value=[5]),
+    "units": _set("regressor", "spec", "units", value=[5]),
+    "spec_dtype": _set("regressor", "spec", "dtype", value="float16"),
+    "spec_n_features": _set("regressor", "spec", "n_features", value=3),
     "units_zero": _set("regressor", "params", "units", value=[0]),
     "learning_rate": _set("regressor", "params", "learning_rate", value=-1.0),
     "epochs": _set("regressor", "params", "epochs", value=1.5),

@@ -428,3 +428,9 @@ def test_onnx_float64_model_and_opset():
     close(out[:, 0], oracle(model, x))  # weights rounded to float32
     with pytest.raises(ValueError, match="at least 14"):
         interop.to_onnx(model, opset=13)
+    # names that clash inside the graph: said, not onnx's "SSA form" ValidationError
+    for kw, what in ((dict(input_name="x", output_name="x"), "input_name='x'"),
+                     (dict(input_name="h_last"), "input_name='h_last'"),
+                     (dict(output_name="head_mm"), "output_name='head_mm'")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"to_onnx: {what} is taken .*choose another"):
+            interop.to_onnx(model, **kw)

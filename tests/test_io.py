@@ -69,6 +69,31 @@ def test_regressor_round_trip(regressor, saved, data):
     np.testing.assert_array_equal(a.theta_, b.theta_)
 
 
+@pytest.mark.parametrize("change", [dict(units=8), dict(reset_after=True),
+                                    dict(dtype="float64")])  # fmt: skip
+def test_settings_changed_after_fit_save_the_fitted_network(regressor, data, tmp_path, change):
+    """set_params after fit is legal and predict goes on with the fitted network; save
+    stored the new settings and load rebuilt the network from them ('49 weights, but the
+    stored settings need 307')."""
+    X, _ = data
+    model = pickle.loads(pickle.dumps(regressor)).set_params(**change)
+    model.save(tmp_path / "m.fgru")
+    back = GRURegressor.load(tmp_path / "m.fgru")
+    assert back.spec_ == regressor.spec_ and back.get_params() == model.get_params()
+    assert back.theta_.dtype == np.float32
+    np.testing.assert_array_equal(back.predict(X), regressor.predict(X))
+
+
+def test_numpy_integers_in_the_settings_are_saved(data, tmp_path):
+    X, y = data
+    model = GRURegressor(units=(np.int64(3), 2), epochs=1, random_state=np.int64(3),
+                         device="cpu").fit(X, y)  # fmt: skip
+    model.save(tmp_path / "m.fgru")  # was: Object of type int64 is not JSON serializable
+    back = GRURegressor.load(tmp_path / "m.fgru")
+    assert back.get_params()["units"] == (3, 2) and back.random_state == 3  # (was None)
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+
+
 def test_file_layout(saved):
     raw = saved.read_bytes()
     assert raw[:8] == MAGIC
@@ -231,10 +256,19 @@ def test_bad_forecaster_metadata(forecaster, tmp_path):
     write_model(path, "GRUForecaster", header["metadata"], {**arrays, "history": np.zeros((8, 1))})
     with pytest.raises(ModelFileError, match=r"stored history has shape \(8, 1\)"):
         GRUForecaster.load(path)
-    header["metadata"]["regressor"]["params"]["units"] = [5]  # the weights are for 4 units
+    header["metadata"]["regressor"]["spec"]["units"] = [5]  # the weights are for 4 units
     write_model(path, "GRUForecaster", header["metadata"], {**arrays, "history": np.zeros((5, 1))})
     with pytest.raises(ModelFileError, match="weights, but the stored settings need"):
         GRUForecaster.load(path)
+    # files written before the network was stored: the settings stand for it
+    del header["metadata"]["regressor"]["spec"]
+    header["metadata"]["regressor"]["params"]["units"] = [5]
+    write_model(path, "GRUForecaster", header["metadata"], {**arrays, "history": np.zeros((5, 1))})
+    with pytest.raises(ModelFileError, match="weights, but the stored settings need"):
+        GRUForecaster.load(path)
+    header["metadata"]["regressor"]["params"]["units"] = [4]
+    write_model(path, "GRUForecaster", header["metadata"], {**arrays, "history": np.zeros((5, 1))})
+    assert GRUForecaster.load(path).regressor_.spec_ == forecaster.regressor_.spec_
 
 
 def test_model_file_error_is_a_value_error():
