@@ -22,7 +22,8 @@ def tanh(x):
 # Optimizer steps on element ``i`` of flat arrays, in place (Keras' forms). The CPU engine
 # loops over them and each CUDA thread takes its share; the stores and re-reads in the
 # dtype of the arrays are part of the definition (the engines agree bit for bit on
-# float64). ``g`` is the element's gradient, already scaled by the clipping factor.
+# float64 under the simulator; on a GPU the compiler may fuse multiply-adds, so to
+# rounding). ``g`` is the element's gradient, already scaled by the clipping factor.
 def adam_step_size(lr, beta1, beta2, step):
     """Adam's step size with the bias corrections folded in; ``step`` counts from 1."""
     return lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)

@@ -72,12 +72,15 @@ Limits
   of a large GPU idle; cuDNN's persistent kernels keep weights in registers and use tensor cores.
 * The GEMM is a plain register-blocked SIMT tiling (no tensor cores, no double buffering, no
   split-K): the ``K = T * B`` reductions of the weight gradients run as few, long blocks.
-* The float32 kernels evaluate ``_math.sigmoid`` partly in float64 (its ``1.0`` literals), as the
-  shared source dictates; cheap on data-centre GPUs, slower on consumer ones.
+* The float32 kernels compute the gates in float32 (``_typed_sigmoid``); the update and the
+  loss sums are float64 by design (cheap there).
 * Kernels are not cached on disk (``cache=True`` with per-dtype closures is unverified without a
   GPU): each process compiles what it launches, a few seconds per dtype.
 * Shared memory stays within the default 48 KiB per block (numba-cuda has no opt-in for more);
-  ``4 * bt * H`` elements of state must fit, so ``H`` up to about 3000 in float32.
+  ``bt * max(4H, 2H + G)`` elements of state must fit (``G`` = 3H, or 4H reset-after), so
+  ``H`` up to 2457 (seed convention) or 2048 (reset-after) in float32, half that in float64.
+* The recurrent kernels run at most 512 threads per block (their register use), and memory
+  is checked before a fit or a prediction allocates it (a clear error, not the driver's).
 * Under Numba's CUDA simulator (no GPU) every thread is a Python thread: use tiny shapes (its
   default launch shapes are tiny too). The simulator proves the logic, not that the kernels are
   fast on a real GPU; they were compiled to PTX for sm_90 in both dtypes, never run on one.
@@ -122,6 +125,10 @@ _JOB_WIDTH = 26
 _RED = 1024
 # Default dynamic shared memory limit per block without an opt-in.
 _SHARED_LIMIT = 48 * 1024
+# Threads per block of the recurrent loop kernels (see _Plan._loop_shape).
+_LOOP_THREADS = 512
+# Work memory of one prediction pass on a GPU (the chunk of sequences it holds).
+_PREDICT_BYTES = 256 * 2**20
 
 
 def _simulator():
@@ -151,6 +158,9 @@ def cuda_status():
             dev = cuda.get_current_device()
             name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
             cc = ".".join(str(v) for v in dev.compute_capability)
+            failed = _kernel_probe()
+            if failed:
+                return False, f"{name} (compute capability {cc}) cannot run kernels: {failed}"
             return True, f"{name} (compute capability {cc})"
         try:
             n_devices = len(cuda.list_devices())  # the list is lazy: len() asks the driver
@@ -164,6 +174,27 @@ def cuda_status():
         return False, "no supported CUDA GPU found (compute capability too old?)"
     except Exception as exc:  # pragma: no cover - defensive: must not raise
         return False, f"CUDA check failed: {' '.join(str(exc).split())}"
+
+
+@functools.cache
+def _kernel_probe():
+    """``None`` when a one-element kernel compiles, runs and reads back here, else why not,
+    in words. ``cuda.is_available()`` only finds the driver and NVVM: a missing libnvrtc,
+    a driver older than the PTX that NVVM emits, or a GPU older than NVVM supports all
+    pass it and fail at the first launch, which ``device="auto"`` must not choose."""
+    try:
+
+        @cuda.jit
+        def one(a):
+            a[0] = 1.0
+
+        d = cuda.device_array(1, np.float32)
+        one[1, 1](d)
+        if d.copy_to_host()[0] != 1.0:
+            return "a test kernel returned a wrong value"
+        return None
+    except Exception as exc:
+        return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _require_cuda():
@@ -223,6 +254,21 @@ class Tuning:
 # ------------------------------------------------------------------------------------------
 # Kernels
 # ------------------------------------------------------------------------------------------
+def _typed_sigmoid(npdt):
+    """``_math.sigmoid`` with constants of the kernel's dtype: its ``1.0`` literals made
+    the float32 kernels compute in float64 (PTX ``div.rn.f64``), at 1/32 or 1/64 of the
+    float32 rate on consumer GPUs."""
+    one = npdt(1.0)
+
+    def sigmoid(x):
+        if x >= 0:
+            return one / (one + math.exp(-x))
+        e = math.exp(x)
+        return e / (one + e)
+
+    return sigmoid
+
+
 @functools.cache
 def _kernels(dtype_name, micro):
     """The device functions and kernels for one dtype. Building them compiles nothing: each
@@ -232,7 +278,7 @@ def _kernels(dtype_name, micro):
     RMN = RM * RN
     npdt = np.dtype(dtype_name).type  # typed constants: npdt(1.0)
     nbdt = numba.from_dtype(np.dtype(dtype_name))  # shared arrays (the simulator needs this)
-    sigmoid = cuda.jit(device=True)(_math.sigmoid)
+    sigmoid = cuda.jit(device=True)(_typed_sigmoid(npdt))
     tanh = cuda.jit(device=True)(_math.tanh)
     clip_scale = cuda.jit(device=True)(_math.clip_scale)
     adam_element = cuda.jit(device=True)(_math.adam_element)
@@ -774,14 +820,17 @@ class _Plan:
         tn, H = self.tn, r.H
         bt = tn.seq_tile or max(1, tn.target_pairs // H)
         bt = max(1, min(bt, self.Bmax))
-        nt = tn.threads or min(1024, _cdiv(bt * H, tn.warp) * tn.warp)
+        # At most 512 threads: the loop kernels take 80 registers per thread on sm_75-89
+        # (PTX through ptxas), so 1024-thread blocks (64K registers) would not launch.
+        nt = tn.threads or min(_LOOP_THREADS, _cdiv(bt * H, tn.warp) * tn.warp)
         state_f = 4 * bt * H  # h (two buffers), r * h, z
         state_b = bt * (2 * H + r.G)  # dh, gate gradients, partial dh
         state = max(state_f, state_b)
         if state * self.item > _SHARED_LIMIT:
             raise ValueError(
                 f"{H} units with {bt} sequences per block need {state * self.item} bytes of "
-                f"shared memory (limit {_SHARED_LIMIT}); use a smaller seq_tile"
+                f"shared memory (limit {_SHARED_LIMIT}); "
+                + ("use a smaller seq_tile" if bt > 1 else "use fewer units, or the CPU")
             )
         shared = tn.shared
         if shared is None:
@@ -1022,6 +1071,12 @@ class CUDARunner:
         self.n = n
         bs = int(cfg.batch_size)
         self.plan = _Plan(spec, T, max(1, min(bs, n)), dtype, self.tuning, train=True)
+        work = self.plan.size * self.plan.item
+        _check_memory(work + X.nbytes + y.nbytes + 4 * theta.nbytes + 8 * n,
+                      f"training on the GPU (work arrays for batches of {self.plan.Bmax} "
+                      f"sequences of {T} steps: {work / 2**30:.1f} GiB; the data: "
+                      f"{(X.nbytes + y.nbytes) / 2**30:.1f} GiB)",
+                      "Lower batch_size or the window length, or use device='cpu'.")  # fmt: skip
         self.eng = _Engine(self.plan)
         self.d_X = cuda.to_device(X)
         self.d_y = cuda.to_device(y)
@@ -1090,10 +1145,13 @@ class CUDARunner:
         """Head output ``(N, n_outputs)`` for ``X (N, T, F)`` with the current parameters."""
         X = _check_X(self.spec, X, self.theta.dtype)
         n, T, _ = X.shape
-        chunk = max(1, min(config.PREDICT_CHUNK, n))
+        chunk = _predict_chunk(self.spec, T, n, self.theta.dtype, self.tuning)
         pr = self._pred
         if pr is None or pr[0].T != T or pr[0].Bmax < chunk:
+            self._pred = None  # (its memory goes back before the next is allocated)
             plan = _Plan(self.spec, T, chunk, self.theta.dtype, self.tuning, train=False)
+            _check_memory(plan.size * plan.item + 2 * X.nbytes, "predicting on the GPU",
+                          "Predict fewer windows at a time, or use device='cpu'.")  # fmt: skip
             pr = self._pred = (plan, _Engine(plan), plan.alloc())
         return _predict(pr[1], pr[2], self.d_theta, X)
 
@@ -1123,6 +1181,32 @@ class CUDARunner:
         return self.theta, self.opt
 
 
+def _check_memory(needed, what, advice):
+    """Raise ``RuntimeError`` when ``needed`` bytes are more than the GPU has free (the
+    driver's own error, CUDA_ERROR_OUT_OF_MEMORY from cuMemAlloc, names neither the cause
+    nor the fix). Nothing to check under the simulator."""
+    if _simulator():
+        return
+    try:
+        free, total = cuda.current_context().get_memory_info()
+    except Exception:  # no answer: let the allocation speak
+        return
+    if needed > free:
+        gib = 2.0**30
+        raise RuntimeError(f"{what} needs {needed / gib:.1f} GiB of GPU memory; {free / gib:.1f} "
+                           f"of {total / gib:.1f} GiB are free. {advice}")  # fmt: skip
+
+
+def _predict_chunk(spec, T, n, dtype, tuning):
+    """Sequences per prediction pass: ``config.PREDICT_CHUNK`` (the CPU's) under the
+    simulator, else as many as ``_PREDICT_BYTES`` of work memory hold (each pass is ``T``
+    dependent steps: 32 sequences at a time left most of a GPU idle)."""
+    if _simulator():
+        return max(1, min(config.PREDICT_CHUNK, n))
+    per_seq = _Plan(spec, T, 1, dtype, tuning, train=False).size * np.dtype(dtype).itemsize
+    return int(max(1, min(n, max(config.PREDICT_CHUNK, _PREDICT_BYTES // max(per_seq, 1)))))
+
+
 def _predict(eng, ws, d_theta, X):
     plan = eng.p
     n = X.shape[0]
@@ -1141,13 +1225,17 @@ def _predict(eng, ws, d_theta, X):
 
 def predict_cuda(spec, theta, X, chunk=None, tuning=None):
     """Head output ``(N, n_outputs)`` of the network for ``X (N, T, F)`` on the GPU, in
-    ``theta``'s dtype, ``chunk`` sequences per pass (default ``config.PREDICT_CHUNK``)."""
+    ``theta``'s dtype, ``chunk`` sequences per pass (default: as many as 256 MiB of work
+    memory hold, ``_predict_chunk``)."""
     _require_cuda()
     theta = np.ascontiguousarray(theta)
     X = _check_X(spec, X, theta.dtype)
     n, T, _ = X.shape
-    chunk = int(max(1, min(chunk or config.PREDICT_CHUNK, n)))
-    plan = _Plan(spec, T, chunk, theta.dtype, tuning or Tuning(), train=False)
+    tuning = tuning or Tuning()
+    chunk = int(max(1, min(chunk or _predict_chunk(spec, T, n, theta.dtype, tuning), n)))
+    plan = _Plan(spec, T, chunk, theta.dtype, tuning, train=False)
+    _check_memory(plan.size * plan.item + 2 * X.nbytes, "predicting on the GPU",
+                  "Predict fewer windows at a time, or use device='cpu'.")  # fmt: skip
     return _predict(_Engine(plan), plan.alloc(), cuda.to_device(theta), X)
 
 

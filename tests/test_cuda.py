@@ -82,6 +82,74 @@ def test_cuda_status_reasons(monkeypatch):
     assert fc.cuda_status() == (False, "no CUDA GPU found")
 
 
+def test_a_gpu_that_cannot_run_kernels_is_not_usable(monkeypatch):
+    """cuda.is_available() only finds the driver and NVVM: a missing libnvrtc, an old
+    driver or an old GPU fail at the first launch, which device='auto' must not choose."""
+
+    class Dev:
+        name = b"Some GPU"
+        compute_capability = (7, 0)
+
+    class Driver:
+        def is_available(self):
+            return True
+
+        def get_current_device(self):
+            return Dev()
+
+    monkeypatch.setattr(fc, "_simulator", lambda: False)
+    monkeypatch.setattr(fc, "cuda", Driver())
+    monkeypatch.setattr(fc, "_kernel_probe", lambda: "NVRTC library not found")
+    assert fc.cuda_status() == (
+        False, "Some GPU (compute capability 7.0) cannot run kernels: NVRTC library not found"
+    )  # fmt: skip
+    monkeypatch.setattr(fc, "_kernel_probe", lambda: None)
+    assert fc.cuda_status() == (True, "Some GPU (compute capability 7.0)")
+
+
+@needs_cuda
+def test_kernel_probe_runs_a_kernel():
+    assert fc._kernel_probe.__wrapped__() is None  # (the simulator runs it)
+
+
+def test_launch_shapes_and_memory_for_a_real_gpu(monkeypatch):
+    # Plans as on hardware (not the simulator's tiny shapes): computed, nothing allocated.
+    monkeypatch.setattr(fc, "_simulator", lambda: False)
+    for H in (50, 256, 1024):
+        plan = fc._Plan(NetworkSpec(1, (H, H), 1, False, "float32"), 100, 512, np.float32,
+                        fc.Tuning(), train=True)  # fmt: skip
+        assert all(r.nt <= 512 and r.nt % 32 == 0 for r in plan.layers)  # 80 registers each
+    spec = NetworkSpec(1, (50, 50), 1, False, "float32")
+    chunk = fc._predict_chunk(spec, 100, 7900, np.float32, fc.Tuning())
+    assert 32 < chunk <= 7900  # not the CPU's 32: each pass is 100 dependent steps
+    assert fc._predict_chunk(spec, 100, 5, np.float32, fc.Tuning()) == 5
+
+    class Context:
+        def get_memory_info(self):
+            return 2**30, 8 * 2**30
+
+    class Driver:
+        def current_context(self):
+            return Context()
+
+    monkeypatch.setattr(fc, "cuda", Driver())
+    fc._check_memory(2**29, "training on the GPU", "Lower batch_size.")
+    with pytest.raises(RuntimeError, match=r"^training on the GPU needs 1\.5 GiB of GPU memory; "
+                       r"1\.0 of 8\.0 GiB are free\. Lower batch_size\.$"):  # fmt: skip
+        fc._check_memory(3 * 2**29, "training on the GPU", "Lower batch_size.")
+
+
+def test_float32_gates_stay_float32():
+    # The shared _math.sigmoid's 1.0 literals made the float32 kernels compute in float64.
+    from fastgru import _math
+
+    sig = fc._typed_sigmoid(np.float32)
+    for x in (-30.0, -2.5, 0.0, 0.7, 40.0):
+        got = sig(np.float32(x))
+        assert isinstance(got, np.float32)
+        assert abs(got - _math.sigmoid(x)) <= 1.2e-7 * _math.sigmoid(x)
+
+
 @pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="checks a machine without a GPU")
 def test_import_without_gpu_or_simulator():
     # Lazy kernel signatures: importing (and asking) must work where no launch can.
