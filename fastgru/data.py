@@ -112,7 +112,7 @@ def _fmt_rows(rows, dates=None, limit=5):
     return ", ".join(shown) + more
 
 
-def _find_date_column(df, date_col):
+def _find_date_column(df, date_col, by_content=True):
     if date_col is not None:
         if date_col not in df.columns:
             raise DataError(f"no date column {date_col!r}; available columns: "
@@ -124,6 +124,8 @@ def _find_date_column(df, date_col):
     for c in df.columns:
         if str(c).strip().lower() in _DATE_NAMES:
             return c
+    if not by_content:
+        return None
     # Else the one column written as dates (2010-01-31, 31.01.2010, 1/31/2010): Datum.
     dated = [c for c in df.columns if _written_as_dates(df[c])]
     return dated[0] if len(dated) == 1 else None
@@ -275,7 +277,9 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     df = data
     if date_col is not None and date_col not in df.columns and df.index.name == date_col:
         df = df.reset_index()  # read_csv(..., index_col="Date") with date_col="Date"
-    dcol = _find_date_column(df, date_col)
+    # (a column that merely looks like dates does not outrank an index of dates)
+    dated_index = isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex))
+    dcol = _find_date_column(df, date_col, by_content=not dated_index)
     if dcol is not None:
         dates = _to_dates(df[dcol].to_numpy(), dcol)
         df = df.drop(columns=[dcol])

@@ -492,6 +492,13 @@ def test_csv_files_as_spreadsheets_write_them(tmp_path):
         prepare_frame(write(tmp_path / "e.csv", "Date,v\n2021-01-01,1\n,2\n2021-01-03,3\n"))
 
 
+def test_an_index_of_dates_outranks_a_column_that_looks_like_dates():
+    idx = pd.date_range("2021-01-01", periods=5, name="when")
+    df = pd.DataFrame({"v": np.arange(5.0), "note": ["2020-12-31"] * 5}, index=idx)
+    dates, _, columns = prepare_frame(df, target="v")
+    assert list(dates) == list(idx) and columns == ["v"]
+
+
 def test_dates_in_the_index_as_pandas_gives_them():
     months = pd.period_range("2020-01", periods=30, freq="M")
     dates, _, _ = prepare_frame(pd.Series(np.arange(30.0), index=months, name="v"))
