@@ -1089,6 +1089,7 @@ class CUDARunner:
         self.d_stat = cuda.to_device(_new_stat())
         self.d_part = cuda.device_array(self.eng.rb, np.float64)
         self._pred = None
+        self._pred_X = None  # (X, its device copy) of the last predict
 
     def _step(self, s, B, step, d_order):
         """Forward, loss, backward and update of the batch ``order[s:s+B]``, all enqueued."""
@@ -1142,7 +1143,9 @@ class CUDARunner:
         return float(total / n), -1
 
     def predict(self, X):
-        """Head output ``(N, n_outputs)`` for ``X (N, T, F)`` with the current parameters."""
+        """Head output ``(N, n_outputs)`` for ``X (N, T, F)`` with the current parameters.
+        The last array predicted stays on the GPU (the validation set, predicted after every
+        epoch): an array changed in place between two calls must be passed as a copy."""
         X = _check_X(self.spec, X, self.theta.dtype)
         n, T, _ = X.shape
         chunk = _predict_chunk(self.spec, T, n, self.theta.dtype, self.tuning)
@@ -1153,7 +1156,11 @@ class CUDARunner:
             _check_memory(plan.size * plan.item + 2 * X.nbytes, "predicting on the GPU",
                           "Predict fewer windows at a time, or use device='cpu'.")  # fmt: skip
             pr = self._pred = (plan, _Engine(plan), plan.alloc())
-        return _predict(pr[1], pr[2], self.d_theta, X)
+        # The validation set is predicted after every epoch: uploaded once, not each time.
+        held = self._pred_X
+        if held is None or held[0] is not X:
+            held = self._pred_X = (X, cuda.to_device(X))
+        return _predict(pr[1], pr[2], self.d_theta, X, held[1])
 
     def snapshot(self):
         def dup(a):
@@ -1207,13 +1214,14 @@ def _predict_chunk(spec, T, n, dtype, tuning):
     return int(max(1, min(n, max(config.PREDICT_CHUNK, _PREDICT_BYTES // max(per_seq, 1)))))
 
 
-def _predict(eng, ws, d_theta, X):
+def _predict(eng, ws, d_theta, X, d_X=None):
     plan = eng.p
     n = X.shape[0]
     out = np.empty((n, plan.O), plan.dtype)
     if n == 0:
         return out
-    d_X = cuda.to_device(X)
+    if d_X is None:
+        d_X = cuda.to_device(X)
     d_out = cuda.device_array((n, plan.O), plan.dtype)
     for s in range(0, n, plan.Bmax):
         B = min(plan.Bmax, n - s)

@@ -399,6 +399,20 @@ def test_snapshot_restore_and_train_loop():
 
 
 @needs_cuda
+def test_validation_set_is_uploaded_once(monkeypatch):
+    (_, gpu_r), X, _, _ = runners("float64", False, "adam", "mse", None, False, n=4)
+    first = gpu_r.predict(X)
+    uploads = []
+    real = fc.cuda.to_device
+    monkeypatch.setattr(fc.cuda, "to_device", lambda a, *k, **kw: uploads.append(a.shape)
+                        or real(a, *k, **kw))  # fmt: skip
+    np.testing.assert_array_equal(gpu_r.predict(X), first)
+    assert uploads == []  # the same array: its device copy is reused
+    np.testing.assert_array_equal(gpu_r.predict(X.copy()), first)
+    assert uploads == [X.shape]
+
+
+@needs_cuda
 def test_runner_rejects_unknown_loss():
     rng = np.random.default_rng(0)
     spec, theta, X, y, _, _ = network_case(rng, (2,), False, 1, 2, 2, 1, "float64")
