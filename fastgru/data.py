@@ -232,7 +232,8 @@ def _mixed_offsets(raw):
     return None if utc.isna().any() else utc
 
 
-def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
+def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
+                  keep_missing=False):  # fmt: skip
     """Check and convert dated data into numeric inputs.
 
     Parameters
@@ -248,6 +249,8 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
     date_col : str, optional
     fill : {None, "ffill", "interpolate", "drop"}
         What to do with missing values; ``None`` raises an error naming the rows.
+    keep_missing : bool, default=False
+        Return missing values as NaN, unfilled (a backtest fills its parts apart).
 
     Returns
     -------
@@ -347,24 +350,30 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None):
                             "one row per date")  # fmt: skip
 
     missing = np.isnan(values)
-    if missing.any():
+    if missing.any() and not keep_missing:
         if fill is None:
             j = int(np.flatnonzero(missing.any(axis=0))[0])
             rows = np.flatnonzero(missing[:, j])
             raise DataError(f"column {columns[j]!r} has missing values at rows "
                             f"{_fmt_rows(rows, dates)}; fill them with fill='ffill', "
                             "'interpolate' or 'drop' (--fill)")  # fmt: skip
-        frame = pd.DataFrame(values, index=dates)
         if fill == "drop":
             keep = ~missing.any(axis=1)
-            frame = frame[keep]
-            dates = dates[keep]
-        elif fill == "ffill":
-            frame = frame.ffill().bfill()
+            values, dates = values[keep], dates[keep]
         else:
-            frame = frame.interpolate(method="time", limit_direction="both")
-        values = frame.to_numpy(dtype=np.float64)
+            values = fill_values(dates, values, fill)
     return dates, values, columns
+
+
+def fill_values(dates, values, fill):
+    """``values`` with their missing values filled: ``"ffill"`` (then back-filled at the
+    start) or ``"interpolate"`` (in time, extended at both ends)."""
+    frame = pd.DataFrame(values, index=dates)
+    if fill == "ffill":
+        frame = frame.ffill().bfill()
+    else:
+        frame = frame.interpolate(method="time", limit_direction="both")
+    return frame.to_numpy(dtype=np.float64)
 
 
 def frequency_of(dates):

@@ -17,6 +17,7 @@ from .data import (
     DataError,
     DateWarning,
     default_season_length,
+    fill_values,
     fit_scaler,
     forecast_metrics,
     frequency_of,
@@ -247,9 +248,20 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             origin less than a season after the start of the data (its scores are then on
             fewer origins, and NaN on none). The forecasts themselves are in
             ``backtest_predictions_``.
+
+        Notes
+        -----
+        With ``fill="ffill"`` or ``"interpolate"`` the data before the test period is filled
+        on its own; in the test period a missing value is the last one seen before it (no
+        later value is known at an origin), and a missing actual value is not scored.
         """
         self._check_params()
-        dates, values, columns = self._prepare(data)
+        causal = self.fill in ("ffill", "interpolate")
+        if causal:  # filled below, the training part apart from the test period
+            dates, values, columns = prepare_frame(data, self.target, self.features,
+                                                   self.date_col, keep_missing=True)  # fmt: skip
+        else:
+            dates, values, columns = self._prepare(data)
         n = len(values)
         if isinstance(test_size, numbers.Real) and 0 < test_size < 1:
             n_test = int(round(n * test_size))
@@ -270,6 +282,17 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
                             f"{self.window + H} are needed to train")  # fmt: skip
         freq = self._frequency(dates, stacklevel=3)
         m = self.season_length or default_season_length(freq)
+        observed = values[:, 0]
+        if causal:
+            # Filled over the whole series, the test period's values leaked into training,
+            # the scaler and the baselines (a gap before it interpolated towards them), and
+            # filled values were scored as actuals. The training part is filled on its own;
+            # after it, only the last value seen is carried forward (nothing later is
+            # known at an origin); missing actual values are not scored.
+            observed = values[:, 0].copy()
+            values = values.copy()
+            values[:n_train] = fill_values(dates[:n_train], values[:n_train], self.fill)
+            values = pd.DataFrame(values).ffill().to_numpy(dtype=np.float64)
         origins = np.arange(n_train, n - H + 1)
         step = len(origins) if refit_every is None else refit_every
         if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 1:
@@ -288,7 +311,7 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             p = fc.regressor_.predict(X).reshape(len(block), H)
             model_pred[start : start + len(block)] = p * fc.scale_[0] + fc.scale_offset_[0]
         target = values[:, 0]
-        actual = np.stack([target[o : o + H] for o in origins])
+        actual = np.stack([observed[o : o + H] for o in origins])
         naive = np.repeat(target[origins - 1][:, None], H, axis=1)
         seasonal = np.empty_like(naive)
         for h in range(1, H + 1):
@@ -298,15 +321,18 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         # data: it is scored on the others, and the table says on how many.
         ok = ~np.isnan(seasonal).any(axis=1)
         no_season = dict.fromkeys(("MAE", "RMSE", "MAPE"), float("nan"))
-        n_origins = len(origins)
+        seen = ~np.isnan(actual)  # (missing actual values are not scored)
+        n_origins = int(seen.any(axis=1).sum())
+        ok_seen = seen & ok[:, None]
         rows = {
-            "model": {**forecast_metrics(actual, model_pred), "origins": n_origins},
-            "naive": {**forecast_metrics(actual, naive), "origins": n_origins},
+            "model": {**forecast_metrics(actual[seen], model_pred[seen]), "origins": n_origins},
+            "naive": {**forecast_metrics(actual[seen], naive[seen]), "origins": n_origins},
             "seasonal_naive": {
-                **(forecast_metrics(actual[ok], seasonal[ok]) if ok.any() else no_season),
-                "origins": int(ok.sum()),
+                **(forecast_metrics(actual[ok_seen], seasonal[ok_seen]) if ok_seen.any()
+                   else no_season),
+                "origins": int(ok_seen.any(axis=1).sum()),
             },
-        }
+        }  # fmt: skip
         self.backtest_predictions_ = pd.DataFrame(
             {"origin": np.repeat(dates[origins - 1], H), "step": np.tile(np.arange(1, H + 1),
              len(origins)), "actual": actual.ravel(), "model": model_pred.ravel(),

@@ -612,6 +612,31 @@ def test_backtest_refit_every():
         fc.backtest(s, test_size=4, refit_every=0)
 
 
+@pytest.mark.parametrize("fill", ["interpolate", "ffill"])
+def test_backtest_fills_without_the_future(fill):
+    """Filled over the whole series, a gap before the test period interpolated towards its
+    first value (naive forecast 514 = (28 + 1000) / 2; training and the scaler saw it), and
+    filled test values were scored as actuals (ffill: a free zero error for naive)."""
+    y = np.arange(40, dtype=float)
+    y[29] = y[35] = np.nan  # the last training row, and one in the test period
+    fc = GRUForecaster(window=5, fill=fill, units=3, epochs=1, random_state=0, device="cpu")
+    first = {}
+    for y30 in (1000.0, -7.0):
+        y[30] = y30
+        s = pd.Series(y, index=pd.date_range("2021-01-01", periods=40, freq="D"), name="v")
+        table = fc.backtest(s, test_size=10)
+        pred = fc.backtest_predictions_
+        first[y30] = pred["model"].iloc[0]
+        assert pred["naive"].iloc[0] == 28.0  # the last value seen before the origin
+        assert np.isnan(pred["actual"].iloc[5]) and pred["naive"].iloc[5] == 34.0
+        assert table.loc["model", "origins"] == 9  # the origin whose actual is missing
+        seen = pred["actual"].notna()
+        assert table.loc["naive", "MAE"] == pytest.approx(
+            (pred["actual"] - pred["naive"])[seen].abs().mean()
+        )
+    assert first[1000.0] == first[-7.0]  # the first forecast knows nothing after its origin
+
+
 def test_backtest_errors():
     s = tiny_series()
     fc = GRUForecaster(window=2, horizon=2, units=4, epochs=1, device="cpu")
