@@ -64,8 +64,8 @@ def read_csv(path, date_col=None):
     # Rows of separators only at the end (spreadsheet exports): not data.
     filled = df.notna().any(axis=1).to_numpy()
     df = df.iloc[: len(filled) - int(np.argmax(filled[::-1]))] if filled.any() else df.iloc[:0]
-    if sep == ";":
-        df = _decimal_commas(df)
+    if sep != ",":
+        df = _decimal_commas(df, dots_group_thousands=sep == ";")
     if df.shape[0] == 0:
         raise DataError(f"{path} has a header but no data rows")
     if date_col is not None and date_col not in df.columns:
@@ -75,27 +75,40 @@ def read_csv(path, date_col=None):
 
 
 def _separator(path):
-    """``";"`` or a tab when the header line is split by it and has no comma (European
-    spreadsheets write ``Datum;Wert``), else a comma."""
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        header = f.readline()
+    """``";"`` or a tab when every one of the first lines splits into the same number (2 or
+    more) of fields by it (European spreadsheets write ``Datum;Wert``, with decimal commas
+    that a comma would split), else a comma. A header alone proves nothing: ``Datum;Temp
+    (°C, Mittel)`` has a comma, ``Date,A;B`` a semicolon."""
+    import csv
+    import itertools
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        lines = [line for line in itertools.islice(f, 6) if line.strip()]
     for sep in (";", "\t"):
-        if sep in header and "," not in header:
+        counts = {len(row) for row in csv.reader(lines, delimiter=sep)}
+        if len(counts) == 1 and counts.pop() >= 2:
             return sep
     return ","
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$")
+_THOUSANDS_DOT = re.compile(r"\d\.\d{3}(?!\d)")
 
 
-def _decimal_commas(df):
-    """Columns of a semicolon file written with decimal commas (``10,5``, ``1.234,5``) as
-    numbers with points. A column is converted only when every value reads that way and
-    one has a comma (``1.234`` alone could be either)."""
+def _decimal_commas(df, dots_group_thousands):
+    """Columns written with decimal commas (``10,5``, ``1.234,5``) as numbers with points.
+    A column is converted when every value reads that way (missing-value texts aside) and
+    one has a comma, or, where dots group thousands (semicolon files, the European
+    convention), a dot before three digits (``1.500`` is 1500 there, not 1.5)."""
     for c in df.columns:
         col = df[c].dropna()
-        if len(col) and col.str.contains(",").any() and col.str.match(_DECIMAL_COMMA).all():
-            df[c] = df[c].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        col = col[~col.str.strip().str.lower().isin(_MISSING_TEXTS)]
+        if not len(col) or not col.str.match(_DECIMAL_COMMA).all():
+            continue
+        comma = col.str.contains(",").any()
+        if comma or (dots_group_thousands and col.str.contains(_THOUSANDS_DOT).any()):
+            num = col.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            df[c] = df[c].where(~df.index.isin(col.index), num)
     return df
 
 
@@ -137,7 +150,8 @@ def _written_as_dates(col):
     return bool(col.dropna().astype(str).str.match(_DATE_LIKE).all())
 
 
-_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b")
+# A four-digit year: 1.2.10 is a version, not 1 February 2010.
+_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})\b")
 
 
 def _increasing(parsed):
@@ -162,7 +176,7 @@ def _to_dates(values, name):
         r = int(np.flatnonzero(raw.isna().to_numpy())[0])
         raise DataError(f"date column {name!r} is empty at row {r + 1}; every row needs a date")
     if not pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = _mixed_offsets(raw)
+        parsed = _mixed_offsets(raw, name)
     if parsed is None and not pd.api.types.is_datetime64_any_dtype(raw):
         candidates = []
         # Day first only for dates that start with a day or a month (12/01/2010, 12.01.10),
@@ -193,7 +207,14 @@ def _to_dates(values, name):
                               stacklevel=4)  # fmt: skip
         parsed = candidates[0] if candidates else None
     if parsed is None:
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except (ValueError, TypeError) as exc:  # e.g. some dates with a UTC offset, some not
+            raise DataError(
+                f"date column {name!r} cannot be read as dates in one way "
+                f"({' '.join(str(exc).split('.')[0].split())}); write every date "
+                "the same way (all with a UTC offset, or none)"
+            ) from None
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         r = bad[0]
@@ -206,30 +227,28 @@ def _to_dates(values, name):
 _TIME_AND_OFFSET = r"^(.*\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|[+-]\d\d:?\d\d)$"
 
 
-def _mixed_offsets(raw):
+def _mixed_offsets(raw, name):
     """Dates written with UTC offsets that change (summer time: ``...+01:00`` in winter,
     ``...+02:00`` in summer), which pandas reads only as UTC, or ``None`` for any other
-    column. Times of day that repeat (daily or coarser data: local midnights) are kept as
-    the local dates and times written, without the offsets, so that the steps stay whole
-    days; other times (hourly data) become UTC, in which the steps stay even across the
-    changes of offset."""
+    column. The dates and times as written are read as any column is (:func:`_to_dates`:
+    one format, day first where that is the reading). Times of day that repeat (daily or
+    coarser data: local midnights) are kept so, without the offsets, so that the steps stay
+    whole days; other times (hourly data) become UTC, in which the steps stay even across
+    the changes of offset."""
     if not re.match(_TIME_AND_OFFSET, str(raw.iloc[0]).strip()):  # (the usual case, at once)
         return None
     text = raw.astype(str).str.strip()
     parts = text.str.extract(_TIME_AND_OFFSET)
     if parts.isna().any().any() or parts[1].nunique() < 2:
         return None
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        local = pd.to_datetime(parts[0], errors="coerce", format="mixed")
-        if local.isna().any():
-            return None
-        if len(set(pd.DatetimeIndex(local).time)) == 1:
-            return local
-        utc = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    return None if utc.isna().any() else utc
+    local = _to_dates(parts[0].to_numpy(), name)
+    if len(set(local.time)) == 1:
+        return pd.Series(local)
+    sign = np.where(parts[1].str.startswith("-"), -1, 1)
+    digits = parts[1].str.replace(r"[^0-9]", "", regex=True).str.pad(4, fillchar="0")
+    minutes = sign * (digits.str[:2].astype(int) * 60 + digits.str[2:].astype(int))
+    offset = pd.to_timedelta(minutes.to_numpy(), unit="min")
+    return pd.Series((local - offset).tz_localize("UTC"))
 
 
 def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
@@ -281,7 +300,9 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
     if date_col is not None and date_col not in df.columns and df.index.name == date_col:
         df = df.reset_index()  # read_csv(..., index_col="Date") with date_col="Date"
     # (a column that merely looks like dates does not outrank an index of dates)
-    dated_index = isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex))
+    dated_index = isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex)) or (
+        not pd.api.types.is_numeric_dtype(df.index)
+        and _written_as_dates(pd.Series(df.index.to_numpy(), dtype=object)))  # fmt: skip
     dcol = _find_date_column(df, date_col, by_content=not dated_index)
     if dcol is not None:
         dates = _to_dates(df[dcol].to_numpy(), dcol)
@@ -332,6 +353,8 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
             raise DataError(f"column {c!r} has a non-numeric value {raw.iloc[r]!r} at row {r + 1}"
                             f" ({_fmt_date(dates[r])}){hint}")  # fmt: skip
         values[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        if len(values) and np.isnan(values[:, j]).all():
+            raise DataError(f"column {c!r} has no values")
         inf = np.flatnonzero(np.isinf(values[:, j]))
         if len(inf):
             raise DataError(f"column {c!r} has an infinite value at row {inf[0] + 1}")
@@ -383,13 +406,15 @@ def frequency_of(dates):
     missing, months on another day than the first or the last, business days with
     holidays: :func:`_calendar_steps`); else the median gap's. ``uneven`` is ``None``, or a
     one-line description of the steps that differ from it."""
+    inferred = None
     if len(dates) >= 3:
         try:
             inferred = pd.DatetimeIndex(dates, freq="infer").freq
         except ValueError:  # irregular or non-unique dates
             inferred = None
-        if inferred is not None:
-            return inferred.freqstr, None
+    if inferred is not None:
+        return inferred.freqstr, None
+    if len(dates) >= 2:  # (two dates: Jan 31, Feb 28 are month ends, not 28 days)
         calendar = _calendar_steps(dates)
         if calendar is not None:
             alias, odd = calendar
@@ -442,7 +467,7 @@ def _calendar_steps(dates):
         else:
             day = int(wall.day.max())
             on_day = (wall.day == np.minimum(day, wall.days_in_month)).all()
-            alias = f"{n}M@{day}" if on_day and wall[0] == wall[0].normalize() else None
+            alias = f"{n}M@{day}" if on_day else None
         odd = np.flatnonzero(months != k)
         if alias is not None and 2 * len(odd) <= len(months):
             return alias, odd
@@ -450,7 +475,8 @@ def _calendar_steps(dates):
         days = wall.normalize().to_numpy().astype("datetime64[D]")
         steps = np.busday_count(days[:-1], days[1:])
         odd = np.flatnonzero(steps != 1)
-        if 2 * len(odd) <= len(steps):
+        weekend = (np.diff(days).astype(np.int64) > steps).any()  # else days: D
+        if weekend and 2 * len(odd) <= len(steps):
             return "B", odd
     return None
 

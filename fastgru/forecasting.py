@@ -290,6 +290,10 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             # after it, only the last value seen is carried forward (nothing later is
             # known at an origin); missing actual values are not scored.
             observed = values[:, 0].copy()
+            empty = np.isnan(values[:n_train]).all(axis=0)
+            if empty.any():
+                raise DataError(f"column {columns[int(np.argmax(empty))]!r} has no values in the "
+                                f"{n_train} rows before the test period")  # fmt: skip
             values = values.copy()
             values[:n_train] = fill_values(dates[:n_train], values[:n_train], self.fill)
             values = pd.DataFrame(values).ffill().to_numpy(dtype=np.float64)

@@ -57,7 +57,7 @@ def recursive_forecast(model, predict, steps=None, data=None, future=None):
             raise DataError(f"the data has {len(values)} rows; the model needs the last "
                             f"window = {model.window} rows to forecast")  # fmt: skip
         hist, last = values[-model.window :], dates[-1]
-        _check_steps(dates[-model.window :], model.freq_)
+        _check_steps(dates[-max(model.window, 30) :], model.freq_)
     index = forecast_dates(last, model.freq_, steps)
     future_scaled = None
     if len(columns) > 1 and steps > model.horizon:
@@ -87,10 +87,11 @@ def _check_steps(dates, freq):
     if len(dates) < 2:
         return
     offset = step_offset(freq)
-    ok = sum(a + offset == b for a, b in zip(dates[:-1], dates[1:], strict=True))
-    if 2 * ok < len(dates) - 1:
+    steps = [a + offset == b for a, b in zip(dates[:-1], dates[1:], strict=True)]
+    if 2 * sum(steps) < len(steps):
+        r = len(steps) - 1 - steps[::-1].index(False)  # the last step that is not one
         raise DataError(f"the data's dates do not step by the model's frequency {freq} (e.g. "
-                        f"{_fmt_date(dates[-2])} to {_fmt_date(dates[-1])}); pass data at "
+                        f"{_fmt_date(dates[r])} to {_fmt_date(dates[r + 1])}); pass data at "
                         "that frequency, or train a model on this data")  # fmt: skip
 
 

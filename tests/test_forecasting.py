@@ -499,6 +499,73 @@ def test_an_index_of_dates_outranks_a_column_that_looks_like_dates():
     assert list(dates) == list(idx) and columns == ["v"]
 
 
+def test_separators_decimal_commas_and_dates_that_are_not(tmp_path):
+    """From a review of the readers above: a header's comma does not make a semicolon file
+    a comma file; dots group thousands in semicolon files; NA stays missing there; tab files
+    with decimal commas; version numbers are not dates."""
+    df = read_csv(write(tmp_path / "a.csv", "Datum;Temperatur (°C, Mittel)\n01.01.2021;10,5\n"
+                        "02.01.2021;11,5\n03.01.2021;12,5\n"))  # fmt: skip
+    assert list(df.columns) == ["Datum", "Temperatur (°C, Mittel)"]
+    dates, values, _ = prepare_frame(df)
+    assert list(values[:, 0]) == [10.5, 11.5, 12.5] and dates[0] == pd.Timestamp("2021-01-01")
+    df = read_csv(write(tmp_path / "b.csv", "Datum;Wert;Menge\n01.01.2021;1.234;10,5\n"
+                        "02.01.2021;987;NA\n03.01.2021;1.500;12,5\n"))  # fmt: skip
+    _, values, _ = prepare_frame(df, target="Wert", features=["Menge"], fill="ffill")
+    assert values.tolist() == [[1234.0, 10.5], [987.0, 10.5], [1500.0, 12.5]]
+    df = read_csv(write(tmp_path / "c.tsv", "Datum\tWert\n2021-01-01\t10,5\n2021-01-02\t1.250\n"))
+    assert list(prepare_frame(df)[1][:, 0]) == [10.5, 1250.0]  # (with decimal commas)
+    with pytest.raises(DataError, match="no dates found"):
+        prepare_frame(write(tmp_path / "d.csv", "build,value\n1.2.10,5\n1.2.11,6\n1.2.12,7\n"))
+    idx = pd.Index(["2021-01-01", "2021-01-02", "2021-01-03"])
+    frame = pd.DataFrame({"ver": ["01.02.2010", "01.02.2011", "01.02.2012"], "y": [1.0, 2, 3]},
+                         index=idx)  # fmt: skip
+    assert list(prepare_frame(frame, target="y")[0]) == list(pd.to_datetime(idx))
+
+
+def test_more_dates_as_written(tmp_path):
+    # day first with changing UTC offsets; some dates with an offset and some without
+    rows = ["12.03.2021 00:00+01:00", "13.03.2021 00:00+01:00", "01.04.2021 00:00+02:00"]
+    text = "Date,v\n" + "".join(f"{r},{i}\n" for i, r in enumerate(rows))
+    dates, _, _ = prepare_frame(write(tmp_path / "a.csv", text))
+    assert list(dates) == list(pd.to_datetime(["2021-03-12", "2021-03-13", "2021-04-01"]))
+    hourly = ["01.04.2021 10:00+02:00", "01.04.2021 11:00+02:00", "31.10.2021 02:30+02:00",
+              "31.10.2021 02:30+01:00"]  # fmt: skip
+    text = "Date,v\n" + "".join(f"{r},{i}\n" for i, r in enumerate(hourly))
+    dates, _, _ = prepare_frame(write(tmp_path / "b.csv", text))
+    assert str(dates.tz) == "UTC" and dates[2] == pd.Timestamp("2021-10-31 00:30", tz="UTC")
+    assert dates[3] - dates[2] == pd.Timedelta(hours=1)
+    text = "Date,v\n2021-03-27T00:00:00,1\n2021-03-28T00:00:00+01:00,2\n"
+    with pytest.raises(DataError, match=r"date column 'Date' cannot be read as dates in one "
+                       r"way .*all with a UTC offset, or none"):  # fmt: skip
+        prepare_frame(write(tmp_path / "c.csv", text))
+    with pytest.raises(DataError, match="column 'v' has no values"):
+        prepare_frame(write(tmp_path / "d.csv", "Date,v\n2021-01-01,\n2021-01-02,\n"), fill="ffill")
+
+
+@pytest.mark.parametrize(
+    "dates, freq",
+    [
+        (pd.date_range("2021-01-15 10:00", periods=24, freq="MS") + pd.Timedelta(days=14), "M@15"),
+        (pd.DatetimeIndex(["2021-01-31", "2021-02-28"]), "ME"),
+        (pd.DatetimeIndex(["2021-01-01", "2021-02-01"]), "MS"),
+        (pd.DatetimeIndex(["2021-01-04", "2021-01-05", "2021-01-06", "2021-01-08"]), "D"),
+    ],
+)  # fmt: skip
+def test_calendar_steps_at_a_time_of_day_and_from_two_dates(dates, freq):
+    from fastgru.data import frequency_of
+
+    assert frequency_of(dates)[0] == freq  # (weekdays without a weekend between: days)
+
+
+def test_backtest_without_training_values_says_so():
+    y = np.arange(40.0)
+    y[:30] = np.nan
+    s = pd.Series(y, index=pd.date_range("2021-01-01", periods=40), name="y")
+    fc = GRUForecaster(window=3, units=2, epochs=1, device="cpu", fill="interpolate")
+    with pytest.raises(DataError, match="column 'y' has no values in the 30 rows before the test"):
+        fc.backtest(s, test_size=10)
+
+
 def test_dates_in_the_index_as_pandas_gives_them():
     months = pd.period_range("2020-01", periods=30, freq="M")
     dates, _, _ = prepare_frame(pd.Series(np.arange(30.0), index=months, name="v"))
