@@ -175,13 +175,14 @@ def _to_dates(values, name):
     if raw.isna().any():
         r = int(np.flatnonzero(raw.isna().to_numpy())[0])
         raise DataError(f"date column {name!r} is empty at row {r + 1}; every row needs a date")
-    if not pd.api.types.is_datetime64_any_dtype(raw):
+    text = not pd.api.types.is_datetime64_any_dtype(raw)
+    if text:
         parsed = _mixed_offsets(raw, name)
-    if parsed is None and not pd.api.types.is_datetime64_any_dtype(raw):
+    if parsed is None and text:
         candidates = []
         # Day first only for dates that start with a day or a month (12/01/2010, 12.01.10),
         # not a year: pandas reads 2020-01-02 as 1 February with dayfirst.
-        first = str(raw.dropna().iloc[0]) if raw.notna().any() else ""
+        first = str(raw.iloc[0]) if len(raw) else ""
         orders = (False, True) if re.match(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]", first) else (False,)
         if re.match(r"\s*\d{1,2}\.\d{1,2}\.", first):  # 01.02.2010: day first where written so
             orders = (True, False)
@@ -299,10 +300,11 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
     df = data
     if date_col is not None and date_col not in df.columns and df.index.name == date_col:
         df = df.reset_index()  # read_csv(..., index_col="Date") with date_col="Date"
-    # (a column that merely looks like dates does not outrank an index of dates)
-    dated_index = isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex)) or (
+    index_of_text_dates = not isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex)) and (
         not pd.api.types.is_numeric_dtype(df.index)
         and _written_as_dates(pd.Series(df.index.to_numpy(), dtype=object)))  # fmt: skip
+    # (a column that merely looks like dates does not outrank an index of dates)
+    dated_index = index_of_text_dates or isinstance(df.index, (pd.DatetimeIndex, pd.PeriodIndex))
     dcol = _find_date_column(df, date_col, by_content=not dated_index)
     if dcol is not None:
         dates = _to_dates(df[dcol].to_numpy(), dcol)
@@ -311,7 +313,7 @@ def prepare_frame(data, target=None, features=None, date_col=None, fill=None,
         dates = df.index
     elif isinstance(df.index, pd.PeriodIndex):
         dates = df.index.to_timestamp()
-    elif _written_as_dates(pd.Series(df.index.to_numpy(), dtype=object)):
+    elif index_of_text_dates:
         dates = _to_dates(df.index.to_numpy(), df.index.name or "index")
     else:
         raise DataError(

@@ -143,10 +143,11 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             raise ValueError("features must be a list of column names, e.g. ['a', 'b'], not a "
                              "string")  # fmt: skip
 
-    def _prepare(self, data, columns=None):
+    def _prepare(self, data, columns=None, keep_missing=False):
         if columns is not None:
             return prepare_frame(data, columns[0], columns[1:], self.date_col, self.fill)
-        return prepare_frame(data, self.target, self.features, self.date_col, self.fill)
+        return prepare_frame(data, self.target, self.features, self.date_col, self.fill,
+                             keep_missing)  # fmt: skip
 
     @staticmethod
     def _frequency(dates, stacklevel):
@@ -256,12 +257,8 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
         later value is known at an origin), and a missing actual value is not scored.
         """
         self._check_params()
-        causal = self.fill in ("ffill", "interpolate")
-        if causal:  # filled below, the training part apart from the test period
-            dates, values, columns = prepare_frame(data, self.target, self.features,
-                                                   self.date_col, keep_missing=True)  # fmt: skip
-        else:
-            dates, values, columns = self._prepare(data)
+        causal = self.fill in ("ffill", "interpolate")  # (then filled below, in two parts)
+        dates, values, columns = self._prepare(data, keep_missing=causal)
         n = len(values)
         if isinstance(test_size, numbers.Real) and 0 < test_size < 1:
             n_test = int(round(n * test_size))
@@ -289,7 +286,6 @@ early_stopping, validation_fraction, n_iter_no_change, random_state, device, dty
             # filled values were scored as actuals. The training part is filled on its own;
             # after it, only the last value seen is carried forward (nothing later is
             # known at an origin); missing actual values are not scored.
-            observed = values[:, 0].copy()
             empty = np.isnan(values[:n_train]).all(axis=0)
             if empty.any():
                 raise DataError(f"column {columns[int(np.argmax(empty))]!r} has no values in the "

@@ -271,9 +271,8 @@ class SavedForecaster:
         # as io.regressor_from_state rebuilds the network
         spec = network_spec(reg_meta, units, rp["reset_after"], rp["dtype"], n_features)
         theta = arrays["theta"]
-        shapes = (theta.shape, spec.n_features, spec.n_outputs)
-        if shapes != ((spec.n_params,), n_features, n_outputs) or not {
-            "adam_m", "adam_v", "step"} <= set(arrays):  # fmt: skip
+        # (network_spec has checked the stored network against n_features and n_outputs)
+        if theta.shape != (spec.n_params,) or not {"adam_m", "adam_v", "step"} <= set(arrays):
             return None
         dtype = spec.dtype
         attrs = forecaster_attributes(meta, arrays, window, where)
