@@ -236,7 +236,7 @@ def _mixed_offsets(raw, name):
     coarser data: local midnights) are kept so, without the offsets, so that the steps stay
     whole days; other times (hourly data) become UTC, in which the steps stay even across
     the changes of offset."""
-    if not re.match(_TIME_AND_OFFSET, str(raw.iloc[0]).strip()):  # (the usual case, at once)
+    if not len(raw) or not re.match(_TIME_AND_OFFSET, str(raw.iloc[0]).strip()):  # (usual)
         return None
     text = raw.astype(str).str.strip()
     parts = text.str.extract(_TIME_AND_OFFSET)

@@ -557,6 +557,13 @@ def test_calendar_steps_at_a_time_of_day_and_from_two_dates(dates, freq):
     assert frequency_of(dates)[0] == freq  # (weekdays without a weekend between: days)
 
 
+def test_a_frame_without_rows_says_so():
+    # (it raised IndexError from the look at the first date for UTC offsets)
+    empty = pd.DataFrame({"Date": pd.Series([], dtype=object), "v": pd.Series([], dtype=float)})
+    with pytest.raises(DataError, match="the series has 0 rows; window"):
+        GRUForecaster(window=3, units=2, epochs=1, device="cpu").fit(empty)
+
+
 def test_backtest_without_training_values_says_so():
     y = np.arange(40.0)
     y[:30] = np.nan
